@@ -1,0 +1,288 @@
+//! A running agent: starts a [`Plan`], stops it in Flume's order (sources, then sinks with a
+//! drain, then channels), and applies a new plan as a diff so that unchanged components keep
+//! running and unchanged channels keep their queued events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flumen_core::metrics::ComponentMetrics;
+use flumen_core::{CancellationToken, Channel, MetricsRegistry};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::build::{Fingerprint, Plan};
+use super::runner::{StopMode, run_sinks, supervise_source};
+
+struct Task {
+    fingerprint: Fingerprint,
+    /// Asks the task to stop; the task decides how (see `StopMode`).
+    stop: CancellationToken,
+    /// How a sink runner stops: immediately on reload, draining on shutdown.
+    mode: watch::Sender<StopMode>,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    async fn stop(self, mode: StopMode) {
+        let _ = self.mode.send(mode);
+        self.stop.cancel();
+        if let Err(e) = self.handle.await
+            && e.is_panic()
+        {
+            tracing::error!("A component task panicked while stopping.");
+        }
+    }
+}
+
+struct RunningChannel {
+    fingerprint: Fingerprint,
+    channel: Arc<dyn Channel>,
+}
+
+/// What a reload changed, for the log line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Components started that did not exist.
+    pub added: Vec<String>,
+    /// Components stopped and started again with a new configuration.
+    pub restarted: Vec<String>,
+    /// Components stopped for good.
+    pub removed: Vec<String>,
+    /// Components left running as they were.
+    pub kept: Vec<String>,
+}
+
+/// The running agent.
+pub struct RunningAgent {
+    metrics: Arc<MetricsRegistry>,
+    channels: BTreeMap<String, RunningChannel>,
+    sources: BTreeMap<String, Task>,
+    runners: BTreeMap<String, Task>,
+}
+
+impl RunningAgent {
+    /// An agent running nothing yet, reporting into `metrics`.
+    pub fn new(metrics: Arc<MetricsRegistry>) -> Self {
+        Self {
+            metrics,
+            channels: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            runners: BTreeMap::new(),
+        }
+    }
+
+    /// The metrics registry the components report into.
+    pub fn metrics(&self) -> &Arc<MetricsRegistry> {
+        &self.metrics
+    }
+
+    /// The running channel named `name`, if its configuration fingerprint is `fp`: lets a new
+    /// plan carry it over.
+    pub fn reusable_channel(&self, name: &str, fp: &Fingerprint) -> Option<Arc<dyn Channel>> {
+        self.channels
+            .get(name)
+            .filter(|c| &c.fingerprint == fp)
+            .map(|c| c.channel.clone())
+    }
+
+    /// The channel named `name`.
+    pub fn channel(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.channels.get(name).map(|c| &c.channel)
+    }
+
+    /// Applies `plan`: the first call starts everything; later calls (reloads) stop what
+    /// changed or went away, and start what changed or is new. Order: stop sources, stop sink
+    /// runners, close retired channels, start runners, start sources — so no source writes
+    /// into a channel nobody will drain, and no sink is left on a retired channel.
+    pub async fn apply(&mut self, plan: Plan) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let new_sources: BTreeMap<&str, &Fingerprint> = plan
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), &s.fingerprint))
+            .collect();
+        let new_runners: BTreeMap<&str, &Fingerprint> = plan
+            .runners
+            .iter()
+            .map(|r| (r.name.as_str(), &r.fingerprint))
+            .collect();
+
+        // Stop sources and runners that changed or disappeared.
+        let stale_sources: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(n, t)| new_sources.get(n.as_str()) != Some(&&t.fingerprint))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stale_sources {
+            if let Some(t) = self.sources.remove(&n) {
+                t.stop(StopMode::Immediate).await;
+            }
+            if new_sources.contains_key(n.as_str()) {
+                summary.restarted.push(format!("source {n}"));
+            } else {
+                summary.removed.push(format!("source {n}"));
+            }
+        }
+        let stale_runners: Vec<String> = self
+            .runners
+            .iter()
+            .filter(|(n, t)| new_runners.get(n.as_str()) != Some(&&t.fingerprint))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stale_runners {
+            if let Some(t) = self.runners.remove(&n) {
+                t.stop(StopMode::Immediate).await;
+            }
+            if new_runners.contains_key(n.as_str()) {
+                summary.restarted.push(format!("sink runner {n}"));
+            } else {
+                summary.removed.push(format!("sink runner {n}"));
+            }
+        }
+
+        // Channels: keep the carried-over ones, close the rest.
+        let mut channels = BTreeMap::new();
+        for c in plan.channels {
+            let kept = self
+                .channels
+                .get(&c.name)
+                .is_some_and(|old| Arc::ptr_eq(&old.channel, &c.channel));
+            if kept {
+                summary.kept.push(format!("channel {}", c.name));
+            } else {
+                if self.channels.contains_key(&c.name) {
+                    summary.restarted.push(format!("channel {}", c.name));
+                } else {
+                    summary.added.push(format!("channel {}", c.name));
+                }
+                self.metrics
+                    .register(&c.name, ComponentMetrics::Channel(counters_of(&c.channel)));
+            }
+            channels.insert(
+                c.name,
+                RunningChannel {
+                    fingerprint: c.fingerprint,
+                    channel: c.channel,
+                },
+            );
+        }
+        for (name, old) in std::mem::take(&mut self.channels) {
+            let retired = channels
+                .get(&name)
+                .is_none_or(|c| !Arc::ptr_eq(&c.channel, &old.channel));
+            if retired {
+                if !old.channel.is_empty() {
+                    tracing::warn!(channel = %name, events = old.channel.len(), "Channel retired by reload with events still queued; they are dropped.");
+                }
+                if let Err(error) = old.channel.close().await {
+                    tracing::error!(channel = %name, %error, "Closing channel failed.");
+                }
+                if !channels.contains_key(&name) {
+                    summary.removed.push(format!("channel {name}"));
+                }
+            }
+        }
+        self.channels = channels;
+
+        for r in plan.runners {
+            if self.runners.contains_key(&r.name) {
+                summary.kept.push(format!("sink runner {}", r.name));
+                continue;
+            }
+            if !summary
+                .restarted
+                .contains(&format!("sink runner {}", r.name))
+            {
+                summary.added.push(format!("sink runner {}", r.name));
+            }
+            for (sink, counters) in r.sink_counters() {
+                self.metrics
+                    .register(sink, ComponentMetrics::Sink(counters));
+            }
+            let stop = CancellationToken::new();
+            let (mode, mode_rx) = watch::channel(StopMode::Immediate);
+            let fingerprint = r.fingerprint.clone();
+            let name = r.name.clone();
+            let handle = tokio::spawn(run_sinks(r, stop.clone(), mode_rx));
+            self.runners.insert(
+                name,
+                Task {
+                    fingerprint,
+                    stop,
+                    mode,
+                    handle,
+                },
+            );
+        }
+        for s in plan.sources {
+            if self.sources.contains_key(&s.name) {
+                summary.kept.push(format!("source {}", s.name));
+                continue;
+            }
+            if !summary.restarted.contains(&format!("source {}", s.name)) {
+                summary.added.push(format!("source {}", s.name));
+            }
+            self.metrics.register(
+                &s.name,
+                ComponentMetrics::Source(s.context.counters.clone()),
+            );
+            let stop = CancellationToken::new();
+            let (mode, _) = watch::channel(StopMode::Immediate);
+            let fingerprint = s.fingerprint.clone();
+            let name = s.name.clone();
+            let handle = tokio::spawn(supervise_source(s, stop.clone()));
+            self.sources.insert(
+                name,
+                Task {
+                    fingerprint,
+                    stop,
+                    mode,
+                    handle,
+                },
+            );
+        }
+        summary
+    }
+
+    /// Stops everything in Flume's order: sources stop accepting and finish their batch; sink
+    /// runners keep draining until the channels are empty or `drain` has passed; then the
+    /// channels close.
+    pub async fn shutdown(&mut self, drain: Duration) {
+        let sources: Vec<Task> = std::mem::take(&mut self.sources).into_values().collect();
+        for t in &sources {
+            t.stop.cancel();
+        }
+        for t in sources {
+            t.stop(StopMode::Immediate).await;
+        }
+        let deadline = Instant::now() + drain;
+        let runners: Vec<Task> = std::mem::take(&mut self.runners).into_values().collect();
+        for t in &runners {
+            let _ = t.mode.send(StopMode::Drain(deadline));
+            t.stop.cancel();
+        }
+        for t in runners {
+            t.stop(StopMode::Drain(deadline)).await;
+        }
+        for (name, c) in std::mem::take(&mut self.channels) {
+            if !c.channel.is_empty() {
+                tracing::warn!(channel = %name, events = c.channel.len(), "Channel closed with events still queued.");
+            }
+            if let Err(error) = c.channel.close().await {
+                tracing::error!(channel = %name, %error, "Closing channel failed.");
+            }
+        }
+    }
+
+    /// Whether every source has finished (finite sources such as `seq`) — used by tests.
+    pub fn sources_finished(&self) -> bool {
+        self.sources.values().all(|t| t.handle.is_finished())
+    }
+}
+
+fn counters_of(ch: &Arc<dyn Channel>) -> Arc<flumen_core::ChannelCounters> {
+    ch.counters().clone()
+}
