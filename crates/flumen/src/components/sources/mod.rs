@@ -1,6 +1,24 @@
 //! Sources: one module per Flume source type.
+//!
+//! Each module holds its typed `<Name>SourceConfig` (Flume's keys and defaults), the source
+//! itself, and a `DESCRIPTOR` registered in [`SOURCES`] below.
 
 use super::SourceDescriptor;
 
+pub mod exec;
+pub mod netcat;
+pub mod netcat_udp;
+pub mod seq;
+pub mod stress;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
 /// Every source type flumen knows, one line each.
-pub static SOURCES: &[SourceDescriptor] = &[];
+pub static SOURCES: &[SourceDescriptor] = &[
+    netcat::DESCRIPTOR,
+    netcat_udp::DESCRIPTOR,
+    seq::DESCRIPTOR,
+    stress::DESCRIPTOR,
+    exec::DESCRIPTOR,
+];
