@@ -121,11 +121,14 @@ pub fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
-/// Parses and validates the agent's configuration into a plan.
+/// Parses and validates the agent's configuration into a plan. Structural problems (wiring,
+/// lists) and component problems (types, values) are all collected before giving up, so one
+/// run shows every mistake.
 ///
 /// # Errors
 /// Every diagnostic when any is an error (or the file cannot be read).
@@ -136,54 +139,90 @@ pub fn load_plan(
     reuse: topology::build::ChannelReuse<'_>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let env = |k: &str| std::env::var(k).ok();
-    let (def, mut warnings): (AgentDef, Vec<Diagnostic>) =
+    let (mut def, mut diags): (AgentDef, Vec<Diagnostic>) =
         match flumen_config::load_file(path, agent, &env) {
             Ok(x) => x,
-            Err(diags) if options.lenient && !diags.iter().any(is_fatal) => {
-                // Structural errors only remove components; load what is left.
-                match reload_lenient(path, agent) {
-                    Some(def) => (def, diags),
-                    None => return Err(diags),
+            // Errors without a component (unreadable file, no such agent) leave nothing to
+            // check further.
+            Err(diags) if diags.iter().any(is_fatal) => return Err(diags),
+            Err(diags) => match reparse(path, agent) {
+                Some(def) => (def, diags),
+                None => return Err(diags),
+            },
+        };
+    if options.lenient {
+        let broken = topology::build::broken_components(&diags);
+        drop_components(&mut def, &broken);
+    }
+    let structural_errors = diags.iter().any(Diagnostic::is_error);
+    let file: std::sync::Arc<str> = path.display().to_string().into();
+    let (plan, mut more) = match topology::build(&def, options, reuse) {
+        Ok(mut plan) => {
+            let warnings = std::mem::take(&mut plan.warnings);
+            (Some(plan), warnings)
+        }
+        Err(errors) => (None, errors),
+    };
+    diags.append(&mut more);
+    for d in &mut diags {
+        d.file.get_or_insert_with(|| file.clone());
+    }
+    match plan {
+        Some(mut plan) if !structural_errors || options.lenient => {
+            if options.lenient {
+                for d in &mut diags {
+                    demote(d);
                 }
             }
-            Err(diags) => return Err(diags),
-        };
-    let file: std::sync::Arc<str> = path.display().to_string().into();
-    match topology::build(&def, options, reuse) {
-        Ok(mut plan) => {
-            for d in &mut plan.warnings {
-                d.file.get_or_insert_with(|| file.clone());
-            }
-            warnings.extend(plan.warnings);
-            plan.warnings = warnings;
+            plan.warnings = diags;
             Ok(plan)
         }
-        Err(mut diags) => {
-            for d in &mut diags {
-                d.file.get_or_insert_with(|| file.clone());
-            }
-            warnings.extend(diags);
-            Err(warnings)
+        _ => Err(diags),
+    }
+}
+
+/// Lenient mode reports the errors that removed components as warnings.
+fn demote(d: &mut Diagnostic) {
+    if d.is_error() {
+        d.severity = flumen_config::Severity::Warning;
+        if !d.message.ends_with("--lenient)") {
+            d.message = format!("{} (component removed, --lenient)", d.message);
         }
     }
 }
 
-/// Errors that leave nothing to run even in lenient mode.
-fn is_fatal(d: &Diagnostic) -> bool {
-    d.is_error() && d.component.is_none()
+/// Removes components named in error diagnostics, and the sink groups' references to them.
+fn drop_components(def: &mut AgentDef, broken: &std::collections::BTreeSet<String>) {
+    def.sources
+        .retain(|s| !broken.contains(&format!("source {}", s.def.name)));
+    def.channels
+        .retain(|c| !broken.contains(&format!("channel {}", c.def.name)));
+    def.sinks
+        .retain(|k| !broken.contains(&format!("sink {}", k.def.name)));
+    def.sinkgroups
+        .retain(|g| !broken.contains(&format!("sink group {}", g.name)));
+    let sinks: Vec<String> = def.sinks.iter().map(|k| k.def.name.clone()).collect();
+    for g in &mut def.sinkgroups {
+        g.sinks.retain(|s| sinks.contains(s));
+    }
 }
 
-fn reload_lenient(path: &Path, agent: &str) -> Option<AgentDef> {
+/// Errors that leave nothing to check further.
+fn is_fatal(d: &Diagnostic) -> bool {
+    d.is_error() && d.component.is_none() && d.line.is_none()
+}
+
+fn reparse(path: &Path, agent: &str) -> Option<AgentDef> {
     let text = std::fs::read_to_string(path).ok()?;
     let (entries, _) = flumen_config::parse_properties(&text);
     let env = |k: &str| std::env::var(k).ok();
     Some(flumen_config::load_agent(&entries, agent, &env).0)
 }
 
-/// Prints diagnostics, errors first, and a summary line.
+/// Prints diagnostics in file order, like a compiler.
 pub fn print_diagnostics(diags: &[Diagnostic]) {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
-    sorted.sort_by_key(|d| (std::cmp::Reverse(d.severity), d.line));
+    sorted.sort_by_key(|d| d.line);
     for d in sorted {
         eprintln!("{d}");
     }

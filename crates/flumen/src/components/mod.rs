@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use flumen_config::{Diagnostic, Props, did_you_mean};
-use flumen_core::{Channel, ChannelCounters, Interceptor, Sink, SinkCounters, Source, SourceCounters};
+use flumen_core::{
+    Channel, ChannelCounters, Interceptor, Sink, SinkCounters, Source, SourceCounters,
+};
 
 pub mod channels;
 pub mod interceptors;
@@ -132,7 +134,12 @@ macro_rules! impl_descriptor {
         }
     )*};
 }
-impl_descriptor!(SourceDescriptor, SinkDescriptor, ChannelDescriptor, InterceptorDescriptor);
+impl_descriptor!(
+    SourceDescriptor,
+    SinkDescriptor,
+    ChannelDescriptor,
+    InterceptorDescriptor
+);
 
 /// Finds the descriptor for a configured `type`: alias case-insensitively, or class name.
 ///
@@ -143,12 +150,18 @@ pub fn lookup<'a, D: Descriptor>(
     type_name: &str,
 ) -> Result<&'a D, (String, Option<String>)> {
     let t = type_name.trim();
-    if let Some(d) = table.iter().find(|d| d.alias().eq_ignore_ascii_case(t) || d.classes().contains(&t)) {
+    if let Some(d) = table
+        .iter()
+        .find(|d| d.alias().eq_ignore_ascii_case(t) || d.classes().contains(&t))
+    {
         return Ok(d);
     }
     let known: Vec<&str> = table.iter().map(|d| d.alias()).collect();
     let hint = did_you_mean(t, known.iter().copied());
-    Err((format!("unknown type `{t}`; known types: {}", known.join(", ")), hint))
+    Err((
+        format!("unknown type `{t}`; known types: {}", known.join(", ")),
+        hint,
+    ))
 }
 
 #[cfg(test)]
@@ -157,9 +170,14 @@ mod tests {
 
     #[test]
     fn lookup_by_alias_any_case_and_by_class_name() {
-        assert_eq!(lookup(channels::CHANNELS, "MEMORY").map(|d| d.name).ok(), Some("memory"));
         assert_eq!(
-            lookup(channels::CHANNELS, "org.apache.flume.channel.MemoryChannel").map(|d| d.name).ok(),
+            lookup(channels::CHANNELS, "MEMORY").map(|d| d.name).ok(),
+            Some("memory")
+        );
+        assert_eq!(
+            lookup(channels::CHANNELS, "org.apache.flume.channel.MemoryChannel")
+                .map(|d| d.name)
+                .ok(),
             Some("memory")
         );
         let (msg, hint) = lookup(channels::CHANNELS, "memroy").err().unwrap();

@@ -189,6 +189,26 @@ pub struct Plan {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field(
+                "channels",
+                &self.channels.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "runners",
+                &self.runners.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
+            .field("warnings", &self.warnings.len())
+            .finish()
+    }
+}
+
 /// How to treat errors.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BuildOptions {
@@ -348,10 +368,7 @@ impl Builder<'_> {
         let mut first_sinks: HashMap<&str, SinkDriver> = HashMap::new();
         for def in &agent.sinks {
             let d = &def.def;
-            let (Some(t), Some(ch_name)) = (d.type_name.as_deref(), def.channel.as_deref()) else {
-                continue;
-            };
-            let Some((channel, _, ch_props)) = channels.get(ch_name) else {
+            let Some(t) = d.type_name.as_deref() else {
                 continue;
             };
             let desc = match lookup(SINKS, t) {
@@ -361,7 +378,7 @@ impl Builder<'_> {
                     continue;
                 }
             };
-            let props = d.props.without(&["type", "channel"]);
+            let props = d.props.without(&["type", "channel", "channels"]);
             let context = SinkBuildContext {
                 name: d.name.clone(),
                 counters: Arc::default(),
@@ -375,6 +392,13 @@ impl Builder<'_> {
                     self.diags.extend(e);
                     continue;
                 }
+            };
+            // A sink whose channel is missing or broken was reported where that happened.
+            let Some(ch_name) = def.channel.as_deref() else {
+                continue;
+            };
+            let Some((channel, _, ch_props)) = channels.get(ch_name) else {
+                continue;
             };
             if !self.check_batch(
                 &d.props,
@@ -490,21 +514,11 @@ impl Builder<'_> {
                 return None;
             }
         };
-        let mut chans = Vec::new();
-        let mut fp = fingerprint(&d.props);
-        for name in &def.channels {
-            let (ch, ch_fp, _) = channels.get(name.as_str())?;
-            chans.push(ch.clone());
-            fp.push((format!("channel:{name}"), format!("{ch_fp:?}")));
-        }
-        if chans.is_empty() {
-            return None;
-        }
-        let selector = self.selector(def)?;
-        let interceptors = self.interceptors(def)?;
+        let selector = self.selector(def);
+        let interceptors = self.interceptors(def);
         let props = d
             .props
-            .without(&["type", "channels", "selector", "interceptors"]);
+            .without(&["type", "channels", "channel", "selector", "interceptors"]);
         let context = SourceBuildContext {
             name: d.name.clone(),
             counters: Arc::default(),
@@ -519,9 +533,13 @@ impl Builder<'_> {
                 return None;
             }
         };
+        let (selector, interceptors) = (selector?, interceptors?);
+        // A source with a missing or broken channel was reported where that happened.
+        let mut chans = Vec::new();
+        let mut fp = fingerprint(&d.props);
         let mut ok = true;
         for name in &def.channels {
-            let (ch, _, ch_props) = &channels[name.as_str()];
+            let (ch, ch_fp, ch_props) = channels.get(name.as_str())?;
             ok &= self.check_batch(
                 &d.props,
                 desc.batch_size_key,
@@ -530,8 +548,10 @@ impl Builder<'_> {
                 ch,
                 ch_props,
             );
+            chans.push(ch.clone());
+            fp.push((format!("channel:{name}"), format!("{ch_fp:?}")));
         }
-        if !ok {
+        if !ok || chans.is_empty() {
             return None;
         }
         Some(SourcePlan {
@@ -821,4 +841,228 @@ pub fn broken_components(diags: &[Diagnostic]) -> BTreeSet<String> {
         .filter(|d| d.is_error())
         .filter_map(|d| d.component.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_text(text: &str, lenient: bool) -> Result<Plan, Vec<Diagnostic>> {
+        let (entries, diags) = flumen_config::parse_properties(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let (def, diags) = flumen_config::load_agent(&entries, "a1", &|_| None);
+        assert!(!diags.iter().any(Diagnostic::is_error), "{diags:?}");
+        build(&def, BuildOptions { lenient }, &|_, _| None)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match build_text(text, false) {
+            Ok(_) => panic!("expected errors"),
+            Err(d) => d
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("{}: {}", d.line.unwrap_or(0), d.message))
+                .collect(),
+        }
+    }
+
+    const BASE: &str = "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1 k2\n\
+        a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+        a1.channels.c1.type = memory\na1.channels.c2.type = memory\n\
+        a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
+        a1.sinks.k2.type = null\na1.sinks.k2.channel = c2\n";
+
+    #[test]
+    fn a_valid_agent_builds_one_runner_per_ungrouped_sink() {
+        let plan = build_text(BASE, false).unwrap();
+        assert_eq!(plan.channels.len(), 2);
+        assert_eq!(plan.sources.len(), 1);
+        assert_eq!(
+            plan.runners
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["k1", "k2"]
+        );
+    }
+
+    #[test]
+    fn unknown_types_name_the_known_ones_with_a_hint() {
+        let e = build_text(
+            &BASE.replace(
+                "a1.channels.c2.type = memory",
+                "a1.channels.c2.type = memroy",
+            ),
+            false,
+        )
+        .unwrap_err();
+        let d = e.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(d.line, Some(7));
+        assert!(
+            d.message
+                .starts_with("unknown type `memroy`; known types: memory"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.hint.as_deref(), Some("did you mean `memory`?"));
+    }
+
+    #[test]
+    fn selector_errors() {
+        let e = errors(&format!("{BASE}a1.sources.r1.selector.type = multiplex\n"));
+        assert!(
+            e[0].starts_with("12: unknown selector type `multiplex`"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{BASE}a1.sources.r1.selector.type = load_balancing\na1.sources.r1.selector.policy = fastest\n"
+        ));
+        assert_eq!(
+            e,
+            ["13: unknown policy `fastest`: expected round_robin or random"]
+        );
+    }
+
+    #[test]
+    fn selector_channels_must_belong_to_the_source() {
+        // flumen-config rejects this structurally; the builder re-checks so that lenient mode
+        // (which removes broken channels from lists) can never route to a foreign channel.
+        let text = format!(
+            "{BASE}a1.sources.r1.selector.type = multiplexing\na1.sources.r1.selector.mapping.x = c2\n"
+        );
+        let (entries, _) = flumen_config::parse_properties(&text);
+        let (mut def, _) = flumen_config::load_agent(&entries, "a1", &|_| None);
+        def.sources[0].channels.retain(|c| c == "c1");
+        let e = build(&def, BuildOptions::default(), &|_, _| None).unwrap_err();
+        let d = e.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(
+            d.message,
+            "channel `c2` is not in this source's `channels` list"
+        );
+        assert_eq!(d.line, Some(13));
+    }
+
+    #[test]
+    fn sink_processor_errors() {
+        let group = "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\n";
+        let e = errors(&format!(
+            "{BASE}{group}a1.sinkgroups.g1.processor.type = failovr\n"
+        ));
+        assert!(
+            e[0].starts_with("14: unknown sink processor type `failovr`"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{BASE}{group}a1.sinkgroups.g1.processor.type = load_balance\na1.sinkgroups.g1.processor.selector = fastest\n"
+        ));
+        assert_eq!(
+            e,
+            ["15: unknown sink selector `fastest`: expected round_robin or random"]
+        );
+        let e = errors(&format!(
+            "{BASE}{group}a1.sinkgroups.g1.processor.type = failover\na1.sinkgroups.g1.processor.priority.k1 = high\n"
+        ));
+        assert!(e[0].starts_with("15: invalid number `high`"), "{e:?}");
+    }
+
+    #[test]
+    fn grouped_sinks_share_one_runner() {
+        let plan = build_text(
+            &format!("{BASE}a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(plan.runners.len(), 1);
+        assert_eq!(plan.runners[0].sink_names(), ["k1", "k2"]);
+    }
+
+    #[test]
+    fn default_processor_with_several_sinks_warns() {
+        let plan = build_text(
+            &format!("{BASE}a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\n"),
+            false,
+        )
+        .unwrap();
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.message.contains("`default` processor")),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn interceptor_errors_are_reported_with_their_lines() {
+        let e = errors(&format!(
+            "{BASE}a1.sources.r1.interceptors = i1 i2\na1.sources.r1.interceptors.i1.type = timestmp\n\
+             a1.sources.r1.interceptors.i2.type = regex_filter\na1.sources.r1.interceptors.i2.regex = (\n"
+        ));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("13: unknown type `timestmp`"), "{e:?}");
+        assert!(e[1].starts_with("15: invalid regex `(`"), "{e:?}");
+    }
+
+    #[test]
+    fn batch_size_over_transaction_capacity_is_an_error_naming_both() {
+        let e = errors(&format!("{BASE}a1.sinks.k2.batchSize = 101\n"));
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("12: batch size 101 is larger than the transactionCapacity 100 of channel `c2` (the default)"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn lenient_drops_the_broken_component_and_keeps_the_rest() {
+        let text = BASE.replace("a1.sinks.k2.type = null", "a1.sinks.k2.type = nul");
+        let plan = build_text(&text, true).unwrap();
+        assert_eq!(
+            plan.runners
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["k1"]
+        );
+        let w = plan
+            .warnings
+            .iter()
+            .find(|w| w.message.contains("nul"))
+            .unwrap();
+        assert!(!w.is_error());
+        assert!(
+            w.message.ends_with("(component removed, --lenient)"),
+            "{}",
+            w.message
+        );
+    }
+
+    #[test]
+    fn fingerprints_ignore_line_numbers_but_not_values() {
+        let a = build_text(BASE, false).unwrap();
+        let b = build_text(&format!("# a comment shifting every line\n{BASE}"), false).unwrap();
+        assert_eq!(a.channels[0].fingerprint, b.channels[0].fingerprint);
+        assert_eq!(a.sources[0].fingerprint, b.sources[0].fingerprint);
+        let c = build_text(&format!("{BASE}a1.channels.c1.capacity = 500\n"), false).unwrap();
+        assert_ne!(a.channels[0].fingerprint, c.channels[0].fingerprint);
+        // A source's identity includes its channels'.
+        assert_ne!(a.sources[0].fingerprint, c.sources[0].fingerprint);
+        assert_eq!(a.runners[1].fingerprint, c.runners[1].fingerprint);
+        assert_ne!(a.runners[0].fingerprint, c.runners[0].fingerprint);
+    }
+
+    #[test]
+    fn an_unchanged_channel_is_reused_from_the_running_agent() {
+        let a = build_text(BASE, false).unwrap();
+        let (entries, _) = flumen_config::parse_properties(BASE);
+        let (def, _) = flumen_config::load_agent(&entries, "a1", &|_| None);
+        let old = &a.channels;
+        let reuse = |name: &str, fp: &Fingerprint| {
+            old.iter()
+                .find(|c| c.name == name && &c.fingerprint == fp)
+                .map(|c| c.channel.clone())
+        };
+        let b = build(&def, BuildOptions::default(), &reuse).unwrap();
+        assert!(Arc::ptr_eq(&a.channels[0].channel, &b.channels[0].channel));
+    }
 }

@@ -1,0 +1,11 @@
+//! End-to-end tests: each starts the real `flumen` binary on a real configuration file and
+//! talks to it through real sockets, files and processes.
+
+mod util;
+
+mod config_check;
+mod fanout;
+mod interceptors;
+mod lifecycle;
+mod reload;
+mod sink_groups;
