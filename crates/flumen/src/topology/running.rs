@@ -174,8 +174,11 @@ impl RunningAgent {
                 .get(&name)
                 .is_none_or(|c| !Arc::ptr_eq(&c.channel, &old.channel));
             if retired {
+                if let Some(new) = channels.get(&name) {
+                    transfer(&name, &*old.channel, &*new.channel).await;
+                }
                 if !old.channel.is_empty() {
-                    tracing::warn!(channel = %name, events = old.channel.len(), "Channel retired by reload with events still queued; they are dropped.");
+                    tracing::warn!(channel = %name, events = old.channel.len(), "Channel removed by reload with events still queued; they are dropped.");
                 }
                 if let Err(error) = old.channel.close().await {
                     tracing::error!(channel = %name, %error, "Closing channel failed.");
@@ -280,6 +283,48 @@ impl RunningAgent {
     /// Whether every source has finished (finite sources such as `seq`) — used by tests.
     pub fn sources_finished(&self) -> bool {
         self.sources.values().all(|t| t.handle.is_finished())
+    }
+}
+
+/// Moves the queued events of a channel whose configuration changed into its replacement, in
+/// order, one transaction pair at a time: each batch is committed into the new channel before
+/// it is taken from the old one, so a failure leaves it in the old channel, never in neither.
+/// Stops when the new channel is full (its `keep-alive` already waited for room).
+async fn transfer(name: &str, from: &dyn Channel, to: &dyn Channel) {
+    let batch = from
+        .transaction_capacity()
+        .min(to.transaction_capacity())
+        .max(1);
+    let mut moved = 0usize;
+    while !from.is_empty() {
+        let mut take = from.begin();
+        let n = match take.take(batch).await {
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
+        let mut put = to.begin();
+        let staged = put.put(take.taken().to_vec()).await;
+        match staged {
+            Ok(()) => match put.commit().await {
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::warn!(channel = %name, %error, "The reconfigured channel has no room for the rest of the old channel's events.");
+                    break;
+                }
+            },
+            Err(error) => {
+                tracing::warn!(channel = %name, %error, "Cannot move events into the reconfigured channel.");
+                break;
+            }
+        }
+        if let Err(error) = take.commit().await {
+            tracing::error!(channel = %name, %error, "Events were copied to the reconfigured channel but not removed from the old one.");
+            break;
+        }
+        moved += n;
+    }
+    if moved > 0 {
+        tracing::info!(channel = %name, events = moved, "Queued events moved into the reconfigured channel.");
     }
 }
 

@@ -68,3 +68,21 @@ fn full_channel_refuses_then_reload_fixes_the_sink_and_keeps_queued_events() {
     let got = wait_lines(&agent.path("out"), 25);
     assert_eq!(&got[20..], &more[..]);
 }
+
+#[test]
+fn reload_that_changes_a_channel_moves_its_queued_events_into_the_new_one() {
+    let port = free_port();
+    let conf = CONF.replace("{port}", &port.to_string());
+    let agent = Agent::start(&conf.replace("{sinkdir}", "/proc/flumen-cannot-create/out"));
+    let mut s = connect(port);
+    let lines = numbered("moved", 15);
+    assert!(send_acked(&mut s, &lines).iter().all(|r| r == "OK"));
+
+    // Raise the capacity (the channel is rebuilt) and fix the sink in the same edit.
+    let edited = conf
+        .replace("{sinkdir}", "{dir}/out")
+        .replace("capacity = 20", "capacity = 50");
+    agent.rewrite_conf(&edited);
+    agent.expect_log("Queued events moved into the reconfigured channel");
+    assert_eq!(wait_lines(&agent.path("out"), 15), lines);
+}
