@@ -55,6 +55,9 @@ pub struct ConfigArgs {
     /// Flume's behaviour for broken components: drop them with a warning and run the rest.
     #[arg(long)]
     pub lenient: bool,
+    /// JVM options that `flume-ng` scripts pass (`-Xmx512m`); accepted and ignored.
+    #[arg(short = 'X', value_name = "JVM_OPTION", hide = true)]
+    pub jvm_options: Vec<String>,
 }
 
 /// `flumen agent` options.

@@ -154,6 +154,7 @@ fn relative_conf_file_is_found_in_conf_dir_and_flume_flags_are_accepted() {
         .args([
             "-Dflume.root.logger=DEBUG,console",
             "-Dflume.monitoring.type=http",
+            "-Xmx512m",
         ])
         .output()
         .unwrap();
