@@ -1,0 +1,8 @@
+//! The integration test binary of flumen-wal: behaviour through the public API, crash and
+//! corruption tests, fault injection and the model test.
+
+mod basic;
+mod corruption;
+mod faults;
+mod model;
+mod util;
