@@ -88,6 +88,12 @@ pub trait Channel: Send + Sync + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Identity of storage that outlives this channel value (a durable channel's directory).
+    /// Two channels with the same key hold the same events, so a reload must not move events
+    /// from one to the other.
+    fn storage_key(&self) -> Option<String> {
+        None
+    }
     /// Flushes and releases resources; called once when the channel is retired.
     ///
     /// # Errors

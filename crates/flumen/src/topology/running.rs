@@ -175,7 +175,11 @@ impl RunningAgent {
                 .is_none_or(|c| !Arc::ptr_eq(&c.channel, &old.channel));
             if retired {
                 if let Some(new) = channels.get(&name) {
-                    transfer(&name, &*old.channel, &*new.channel).await;
+                    let shared = old.channel.storage_key().is_some()
+                        && old.channel.storage_key() == new.channel.storage_key();
+                    if !shared {
+                        transfer(&name, &*old.channel, &*new.channel).await;
+                    }
                 }
                 if !old.channel.is_empty() {
                     tracing::warn!(channel = %name, events = old.channel.len(), "Channel removed by reload with events still queued; they are dropped.");

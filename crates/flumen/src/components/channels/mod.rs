@@ -2,7 +2,13 @@
 
 use super::ChannelDescriptor;
 
+pub mod file;
 pub mod memory;
+pub mod spillable_memory;
 
 /// Every channel type flumen knows, one line each.
-pub static CHANNELS: &[ChannelDescriptor] = &[memory::DESCRIPTOR];
+pub static CHANNELS: &[ChannelDescriptor] = &[
+    memory::DESCRIPTOR,
+    file::DESCRIPTOR,
+    spillable_memory::DESCRIPTOR,
+];
