@@ -5,6 +5,7 @@ mod util;
 
 mod config_check;
 mod fanout;
+mod file_channel;
 mod interceptors;
 mod lifecycle;
 mod reload;

@@ -237,3 +237,107 @@ pub fn wait_lines(dir: &Path, n: usize) -> Vec<String> {
 pub fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
+
+/// Like [`wait_for`] with a deadline of `limit` instead of [`DEADLINE`].
+pub fn wait_for_within(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Starts `flumen agent -n a1 -f conf` and collects its stdout and stderr into one log.
+fn spawn_agent(conf: &Path) -> (Child, Arc<Mutex<String>>) {
+    let mut child = Command::new(bin())
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(conf)
+        .args(["--poll-interval", "1"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    (child, log)
+}
+
+impl Agent {
+    /// Starts agent `a1` on the configuration file `conf` (already written) in an existing
+    /// directory, which the agent then owns (it is removed when the agent is dropped).
+    pub fn start_in(dir: tempfile::TempDir, conf: PathBuf) -> Agent {
+        let (child, log) = spawn_agent(&conf);
+        Agent {
+            child,
+            dir,
+            conf,
+            log,
+        }
+    }
+
+    /// Sends SIGKILL (with the `kill` command) and waits for the exit.
+    pub fn kill9(&mut self) -> ExitStatus {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            return status;
+        }
+        signal(self.child.id(), "KILL");
+        self.wait_exit(DEADLINE)
+            .unwrap_or_else(|| panic!("agent did not die after SIGKILL"))
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts a new agent process on the same directory and configuration file (which may have
+    /// been rewritten meanwhile). The previous process must have exited (`kill9`, `terminate`).
+    /// Returns the previous process's log; [`Agent::log`] shows the new process's from now on.
+    pub fn restart(&mut self) -> String {
+        assert!(
+            self.child.try_wait().unwrap().is_some(),
+            "restart: the previous agent process is still running"
+        );
+        let (child, log) = spawn_agent(&self.conf);
+        self.child = child;
+        let old = std::mem::replace(&mut self.log, log);
+        // Give the old reader threads a moment to collect the last lines of the dead process.
+        std::thread::sleep(Duration::from_millis(20));
+        old.lock().unwrap().clone()
+    }
+}
