@@ -9,6 +9,7 @@ pub mod exec;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
+pub mod spooldir;
 pub mod stress;
 
 #[cfg(test)]
@@ -21,4 +22,5 @@ pub static SOURCES: &[SourceDescriptor] = &[
     seq::DESCRIPTOR,
     stress::DESCRIPTOR,
     exec::DESCRIPTOR,
+    spooldir::DESCRIPTOR,
 ];
