@@ -88,6 +88,19 @@ pub trait Channel: Send + Sync + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Puts and commits `events` in one transaction. When the channel refuses them, they are
+    /// handed back unchanged, so a source can retry without having copied them beforehand.
+    /// Channels override this to avoid the copy the default makes.
+    ///
+    /// # Errors
+    /// As [`Transaction::put`] and [`Transaction::commit`], with the events.
+    async fn put_batch(&self, events: Vec<Event>) -> Result<(), (ChannelError, Vec<Event>)> {
+        let mut tx = self.begin();
+        if let Err(e) = tx.put(events.clone()).await {
+            return Err((e, events));
+        }
+        tx.commit().await.map_err(|e| (e, events))
+    }
     /// Identity of storage that outlives this channel value (a durable channel's directory).
     /// Two channels with the same key hold the same events, so a reload must not move events
     /// from one to the other.

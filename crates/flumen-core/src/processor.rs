@@ -78,24 +78,45 @@ impl ChannelProcessor {
     /// # Errors
     /// The first required channel's [`ChannelError`] (full, transaction capacity, closed...).
     pub async fn process_batch(&self, events: Vec<Event>) -> Result<(), ChannelError> {
-        let inner = &*self.inner;
-        let events = if inner.interceptors.is_empty() {
+        self.put_intercepted(self.intercept(events))
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// Runs the interceptor chain. Sources that retry a refused batch intercept once and then
+    /// retry [`ChannelProcessor::put_intercepted`], so interceptors see each event once.
+    pub fn intercept(&self, events: Vec<Event>) -> Vec<Event> {
+        let chain = &self.inner.interceptors;
+        if chain.is_empty() {
             events
         } else {
-            inner.interceptors.intercept_batch(events)
-        };
+            chain.intercept_batch(events)
+        }
+    }
+
+    /// Routes and commits already intercepted events (see [`ChannelProcessor::process_batch`]).
+    /// On failure the events are handed back for a retry: the single-channel path never copies
+    /// them.
+    ///
+    /// # Errors
+    /// The first required channel's error, with the events.
+    pub async fn put_intercepted(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<(), (ChannelError, Vec<Event>)> {
+        let inner = &*self.inner;
         if events.is_empty() {
             return Ok(());
         }
         if let Some(i) = inner.selector.single_channel() {
-            return put(&*inner.channels[i], events).await;
+            return inner.channels[i].put_batch(events).await;
         }
 
         let n = inner.channels.len();
         let mut required: Vec<Vec<Event>> = vec![Vec::new(); n];
         let mut optional: Vec<Vec<Event>> = vec![Vec::new(); n];
-        for event in events {
-            let sel = inner.selector.select(&event);
+        for event in &events {
+            let sel = inner.selector.select(event);
             for &c in sel.required {
                 required[c].push(event.clone());
             }
@@ -104,26 +125,22 @@ impl ChannelProcessor {
             }
         }
         for (c, batch) in required.into_iter().enumerate() {
-            if !batch.is_empty() {
-                put(&*inner.channels[c], batch).await?;
+            if !batch.is_empty()
+                && let Err((e, _)) = inner.channels[c].put_batch(batch).await
+            {
+                return Err((e, events));
             }
         }
         for (c, batch) in optional.into_iter().enumerate() {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(error) = put(&*inner.channels[c], batch).await {
+            if let Err((error, _)) = inner.channels[c].put_batch(batch).await {
                 tracing::warn!(channel = inner.channels[c].name(), %error, "Put to optional channel failed; ignored.");
             }
         }
         Ok(())
     }
-}
-
-async fn put(channel: &dyn Channel, events: Vec<Event>) -> Result<(), ChannelError> {
-    let mut tx = channel.begin();
-    tx.put(events).await?;
-    tx.commit().await
 }
 
 impl std::fmt::Debug for ChannelProcessor {

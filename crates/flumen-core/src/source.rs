@@ -91,18 +91,15 @@ impl SourceContext {
     /// # Errors
     /// The channel failure; nothing of the batch may be assumed accepted.
     pub async fn deliver(&self, events: Vec<Event>) -> Result<(), ChannelError> {
-        let n = events.len() as u64;
-        let c = &self.counters;
-        c.event_received.add(n);
-        c.append_batch_received.inc();
-        match self.processor.process_batch(events).await {
+        let n = self.received(events.len());
+        let events = self.processor.intercept(events);
+        match self.processor.put_intercepted(events).await {
             Ok(()) => {
-                c.event_accepted.add(n);
-                c.append_batch_accepted.inc();
+                self.accepted(n);
                 Ok(())
             }
-            Err(e) => {
-                c.channel_write_fail.inc();
+            Err((e, _)) => {
+                self.counters.channel_write_fail.inc();
                 Err(e)
             }
         }
@@ -110,22 +107,28 @@ impl SourceContext {
 
     /// Delivers a batch, retrying with back-off (100 ms doubling to 5 s) while the channels
     /// refuse it, so that a source that cannot tell its producer to resend never drops
-    /// anything. The failure is logged once per outage, not per attempt.
+    /// anything. Interceptors run once; a refused batch comes back from the channel and is
+    /// retried as is, without copies. The failure is logged once per outage, not per attempt.
     ///
     /// # Errors
     /// [`Cancelled`] when shutdown fires before the batch is accepted.
     pub async fn deliver_retrying(&self, events: Vec<Event>) -> Result<(), Cancelled> {
+        let n = self.received(events.len());
+        let mut events = self.processor.intercept(events);
         let mut delay = Duration::from_millis(100);
         let mut warned = false;
         loop {
-            match self.deliver(events.clone()).await {
+            match self.processor.put_intercepted(events).await {
                 Ok(()) => {
+                    self.accepted(n);
                     if warned {
                         tracing::info!(source = %self.name, "Channel accepts events again.");
                     }
                     return Ok(());
                 }
-                Err(error) => {
+                Err((error, back)) => {
+                    events = back;
+                    self.counters.channel_write_fail.inc();
                     if !warned {
                         tracing::warn!(source = %self.name, %error, "Channel refused a batch; retrying until it is accepted.");
                         warned = true;
@@ -138,6 +141,18 @@ impl SourceContext {
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    fn received(&self, n: usize) -> u64 {
+        let n = n as u64;
+        self.counters.event_received.add(n);
+        self.counters.append_batch_received.inc();
+        n
+    }
+
+    fn accepted(&self, n: u64) {
+        self.counters.event_accepted.add(n);
+        self.counters.append_batch_accepted.inc();
     }
 
     /// Runs `step` until shutdown, backing off as Flume's pollable runner does when it returns

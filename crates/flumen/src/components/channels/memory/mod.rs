@@ -222,6 +222,31 @@ impl Channel for MemoryChannel {
         })
     }
 
+    async fn put_batch(&self, events: Vec<Event>) -> Result<(), (ChannelError, Vec<Event>)> {
+        let mut tx = MemoryTransaction {
+            ch: self.inner.clone(),
+            puts: Vec::new(),
+            put_slots: 0,
+            takes: Vec::new(),
+            take_slots: 0,
+        };
+        let n = events.len();
+        if n > self.inner.config.transaction_capacity {
+            self.inner.counters.event_put_attempt.add(n as u64);
+            let e = ChannelError::TransactionCapacity {
+                channel: self.inner.name.clone(),
+                capacity: self.inner.config.transaction_capacity,
+            };
+            return Err((e, events));
+        }
+        // Staging cannot fail below transactionCapacity; it moves the vector, no copy.
+        let _staged = tx.put(events).await;
+        match tx.commit_inner().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, std::mem::take(&mut tx.puts))),
+        }
+    }
+
     async fn readable(&self) {
         loop {
             let mut notified = pin!(self.inner.readable.notified());
@@ -263,81 +288,9 @@ struct MemoryTransaction {
 }
 
 impl MemoryTransaction {
-    /// Returns taken events to the head of the queue, in order, and releases nothing: their
-    /// slots were never given up.
-    fn undo_takes(&mut self) {
-        if self.takes.is_empty() {
-            return;
-        }
-        let ch = &self.ch;
-        {
-            let mut st = ch.lock();
-            st.in_flight -= self.takes.len();
-            for e in self.takes.drain(..).rev() {
-                st.queue.push_front(e);
-            }
-            ch.counters.channel_size.set(st.queue.len() as u64);
-        }
-        self.take_slots = 0;
-        ch.readable.notify_waiters();
-    }
-}
-
-#[async_trait]
-impl Transaction for MemoryTransaction {
-    async fn put(&mut self, events: Vec<Event>) -> Result<(), ChannelError> {
-        let ch = &self.ch;
-        ch.counters.event_put_attempt.add(events.len() as u64);
-        if self.puts.len() + events.len() > ch.config.transaction_capacity {
-            return Err(ChannelError::TransactionCapacity {
-                channel: ch.name.clone(),
-                capacity: ch.config.transaction_capacity,
-            });
-        }
-        if ch.byte_slots != u64::MAX {
-            self.put_slots += slots_of(&events);
-        }
-        if self.puts.is_empty() {
-            self.puts = events;
-        } else {
-            self.puts.extend(events);
-        }
-        Ok(())
-    }
-
-    async fn take(&mut self, max: usize) -> Result<usize, ChannelError> {
-        let ch = &self.ch;
-        let room = ch.config.transaction_capacity - self.takes.len();
-        if room == 0 && max > 0 {
-            return Err(ChannelError::TransactionCapacity {
-                channel: ch.name.clone(),
-                capacity: ch.config.transaction_capacity,
-            });
-        }
-        let want = max.min(room);
-        let n = {
-            let mut st = ch.lock();
-            let n = want.min(st.queue.len());
-            st.in_flight += n;
-            self.takes.extend(st.queue.drain(..n));
-            ch.counters.channel_size.set(st.queue.len() as u64);
-            n
-        };
-        if ch.byte_slots != u64::MAX {
-            self.take_slots += slots_of(&self.takes[self.takes.len() - n..]);
-        }
-        // Flume counts one attempt per take() call, including the one that found nothing.
-        ch.counters
-            .event_take_attempt
-            .add((n + usize::from(n < want)) as u64);
-        Ok(n)
-    }
-
-    fn taken(&self) -> &[Event] {
-        &self.takes
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), ChannelError> {
+    /// Commits; on failure the staged puts stay in `self.puts` (and are dropped with the
+    /// transaction, or handed back by `put_batch`).
+    async fn commit_inner(&mut self) -> Result<(), ChannelError> {
         let ch = self.ch.clone();
         let n_take = self.takes.len();
         let n_put = self.puts.len();
@@ -414,6 +367,84 @@ impl Transaction for MemoryTransaction {
                 });
             }
         }
+    }
+
+    /// Returns taken events to the head of the queue, in order, and releases nothing: their
+    /// slots were never given up.
+    fn undo_takes(&mut self) {
+        if self.takes.is_empty() {
+            return;
+        }
+        let ch = &self.ch;
+        {
+            let mut st = ch.lock();
+            st.in_flight -= self.takes.len();
+            for e in self.takes.drain(..).rev() {
+                st.queue.push_front(e);
+            }
+            ch.counters.channel_size.set(st.queue.len() as u64);
+        }
+        self.take_slots = 0;
+        ch.readable.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Transaction for MemoryTransaction {
+    async fn put(&mut self, events: Vec<Event>) -> Result<(), ChannelError> {
+        let ch = &self.ch;
+        ch.counters.event_put_attempt.add(events.len() as u64);
+        if self.puts.len() + events.len() > ch.config.transaction_capacity {
+            return Err(ChannelError::TransactionCapacity {
+                channel: ch.name.clone(),
+                capacity: ch.config.transaction_capacity,
+            });
+        }
+        if ch.byte_slots != u64::MAX {
+            self.put_slots += slots_of(&events);
+        }
+        if self.puts.is_empty() {
+            self.puts = events;
+        } else {
+            self.puts.extend(events);
+        }
+        Ok(())
+    }
+
+    async fn take(&mut self, max: usize) -> Result<usize, ChannelError> {
+        let ch = &self.ch;
+        let room = ch.config.transaction_capacity - self.takes.len();
+        if room == 0 && max > 0 {
+            return Err(ChannelError::TransactionCapacity {
+                channel: ch.name.clone(),
+                capacity: ch.config.transaction_capacity,
+            });
+        }
+        let want = max.min(room);
+        let n = {
+            let mut st = ch.lock();
+            let n = want.min(st.queue.len());
+            st.in_flight += n;
+            self.takes.extend(st.queue.drain(..n));
+            ch.counters.channel_size.set(st.queue.len() as u64);
+            n
+        };
+        if ch.byte_slots != u64::MAX {
+            self.take_slots += slots_of(&self.takes[self.takes.len() - n..]);
+        }
+        // Flume counts one attempt per take() call, including the one that found nothing.
+        ch.counters
+            .event_take_attempt
+            .add((n + usize::from(n < want)) as u64);
+        Ok(n)
+    }
+
+    fn taken(&self) -> &[Event] {
+        &self.takes
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), ChannelError> {
+        self.commit_inner().await
     }
 
     fn rollback(self: Box<Self>) {

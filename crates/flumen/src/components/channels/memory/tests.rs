@@ -384,3 +384,72 @@ async fn concurrent_producers_with_rollbacks_lose_and_duplicate_nothing() {
     assert_eq!(ch.counters().event_put_success.get(), PRODUCERS * PER);
     assert_eq!(ch.counters().event_take_success.get(), PRODUCERS * PER);
 }
+
+#[tokio::test]
+async fn put_batch_hands_refused_events_back_unchanged() {
+    let ch = channel(3, 3);
+    ch.put_batch((0..2).map(ev).collect()).await.unwrap();
+    let (err, back) = ch.put_batch((2..4).map(ev).collect()).await.unwrap_err();
+    assert!(matches!(err, ChannelError::Full { .. }), "{err}");
+    assert_eq!(back.iter().map(id).collect::<Vec<_>>(), [2, 3]);
+    let (err, back) = ch.put_batch((0..5).map(ev).collect()).await.unwrap_err();
+    assert!(
+        matches!(err, ChannelError::TransactionCapacity { .. }),
+        "{err}"
+    );
+    assert_eq!(back.len(), 5);
+    assert_eq!(ch.len(), 2);
+}
+
+/// A source that retries a refused batch runs its interceptors once, and nothing is lost or
+/// duplicated when the channel frees up.
+#[tokio::test(start_paused = true)]
+async fn deliver_retrying_intercepts_once_and_retries_the_same_events() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use flumen_core::{
+        ChannelProcessor, ChannelSelector, Interceptor, InterceptorChain, SourceContext,
+    };
+
+    struct Count(Arc<AtomicUsize>);
+    impl Interceptor for Count {
+        fn intercept(&self, e: Event) -> Option<Event> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Some(e)
+        }
+    }
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ch: Arc<MemoryChannel> = Arc::new(channel(2, 2));
+    ch.put_batch((0..2).map(ev).collect()).await.unwrap();
+    let processor = ChannelProcessor::new(
+        vec![ch.clone() as Arc<dyn Channel>],
+        ChannelSelector::replicating_all(1),
+        InterceptorChain::new(vec![Box::new(Count(seen.clone()))]),
+    );
+    let cx = SourceContext {
+        name: "r1".into(),
+        processor,
+        shutdown: flumen_core::CancellationToken::new(),
+        counters: Arc::default(),
+    };
+    let source = {
+        let cx = cx.clone();
+        tokio::spawn(async move { cx.deliver_retrying((2..4).map(ev).collect()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut tx = ch.begin();
+    tx.take(2).await.unwrap();
+    tx.commit().await.unwrap();
+    source.await.unwrap().unwrap();
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        2,
+        "interceptors ran once per event"
+    );
+    let mut tx = ch.begin();
+    tx.take(2).await.unwrap();
+    assert_eq!(tx.taken().iter().map(id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(cx.counters.event_received.get(), 2);
+    assert_eq!(cx.counters.event_accepted.get(), 2);
+    assert!(cx.counters.channel_write_fail.get() >= 1);
+}
