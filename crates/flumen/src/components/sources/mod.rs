@@ -11,6 +11,7 @@ pub mod netcat_udp;
 pub mod seq;
 pub mod spooldir;
 pub mod stress;
+pub mod taildir;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -22,5 +23,6 @@ pub static SOURCES: &[SourceDescriptor] = &[
     seq::DESCRIPTOR,
     stress::DESCRIPTOR,
     exec::DESCRIPTOR,
+    taildir::DESCRIPTOR,
     spooldir::DESCRIPTOR,
 ];
