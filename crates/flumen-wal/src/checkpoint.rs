@@ -61,8 +61,49 @@ pub(crate) struct Written {
 /// (`next_seq`).
 ///
 /// # Errors
-/// `WalError::Io` naming the file when any step fails; the previous checkpoint stays intact.
+/// `WalError::Io` naming the file when any step fails; the previous checkpoint stays intact and
+/// `checkpoint.tmp` is removed (a full disk must not keep a half-written copy).
 pub(crate) fn write(
+    fs: &dyn Filesystem,
+    dir: &Path,
+    next_seq: u64,
+    replay: (u64, u64),
+    next_chunk: impl FnMut(u64, &mut Vec<Entry>) -> u64,
+) -> Result<Written, WalError> {
+    write_tmp(fs, dir, next_seq, replay, next_chunk).inspect_err(|_| remove_tmp(fs, dir))
+}
+
+/// Removes `dir/checkpoint.tmp` if it exists (best effort: a leftover is harmless, it is never
+/// read and the next checkpoint truncates it).
+pub(crate) fn remove_tmp(fs: &dyn Filesystem, dir: &Path) {
+    let tmp = dir.join(TMP_NAME);
+    match fs.remove(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %tmp.display(), error = %e, "Could not remove a leftover checkpoint file.");
+        }
+    }
+}
+
+/// Removes `dir/checkpoint` durably (directory synced), so the next recovery replays the whole
+/// log. Missing already is fine.
+///
+/// # Errors
+/// `WalError::Io` naming the file or directory.
+pub(crate) fn remove(fs: &dyn Filesystem, dir: &Path) -> Result<(), WalError> {
+    let path = dir.join(FILE_NAME);
+    match fs.remove(&path) {
+        Ok(()) => fs
+            .sync_dir(dir)
+            .map_err(|e| WalError::io(dir, "sync directory", e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(WalError::io(&path, "remove", e)),
+    }
+}
+
+/// The body of [`write`].
+fn write_tmp(
     fs: &dyn Filesystem,
     dir: &Path,
     next_seq: u64,
@@ -128,8 +169,13 @@ fn publish(fs: &dyn Filesystem, dir: &Path) -> Result<(), WalError> {
 /// Copies `from_dir/checkpoint` to `to_dir/checkpoint` with the same atomic procedure.
 ///
 /// # Errors
-/// `WalError::Io` naming the file that failed.
+/// `WalError::Io` naming the file that failed; `to_dir/checkpoint.tmp` is then removed.
 pub(crate) fn copy(fs: &dyn Filesystem, from_dir: &Path, to_dir: &Path) -> Result<(), WalError> {
+    copy_tmp(fs, from_dir, to_dir).inspect_err(|_| remove_tmp(fs, to_dir))
+}
+
+/// The body of [`copy`].
+fn copy_tmp(fs: &dyn Filesystem, from_dir: &Path, to_dir: &Path) -> Result<(), WalError> {
     let src_path = from_dir.join(FILE_NAME);
     let src = fs
         .open(&src_path, false)

@@ -27,6 +27,14 @@ pub trait WalFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The current file size.
     fn len(&self) -> io::Result<u64>;
+    /// Allocates disk blocks for `[offset, offset + len)` without changing the file size
+    /// (`fallocate(FALLOC_FL_KEEP_SIZE)`), so later writes there cannot fail for lack of space.
+    /// Blocks allocated past the end of the file are released by [`WalFile::set_len`].
+    /// The default is [`io::ErrorKind::Unsupported`] (callers then go without a reservation).
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _unused = (offset, len);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
     /// True when the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
@@ -80,6 +88,10 @@ impl WalFile for StdFile {
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::KEEP_SIZE, offset, len)
+            .map_err(io::Error::from)
     }
 }
 

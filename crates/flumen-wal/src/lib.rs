@@ -51,7 +51,9 @@
 //! +-------------+-------------+---------+------------------------+
 //!   len = length of kind + body; crc = crc32 (crc32fast) of kind + body
 //!
-//! kind 1 PUT  body: first_seq u64le | count u32le | (payload_len u32le | payload){count}
+//! kind 1 PUT  body: first_seq u64le | count u32le
+//!                   | (payload_len u32le | payload_crc u32le | payload){count}
+//!                   payload_crc = crc32 (crc32fast) of the payload bytes alone
 //! kind 2 TAKE body: range_count u32le | (start_seq u64le | n u32le){range_count}
 //!
 //! checkpoint:
@@ -65,7 +67,7 @@
 //! ```
 //!
 //! All integers are little-endian. An entry's (segment, offset, len) points at its payload bytes
-//! inside a PUT record. Offsets inside a segment always fit in 32 bits: `max_file_size` is
+//! inside a PUT record; the 8 bytes before them are its `payload_len` and `payload_crc`. Offsets inside a segment always fit in 32 bits: `max_file_size` is
 //! clamped to `u32::MAX` and a record is at most `u32::MAX - 64` bytes (a record larger than
 //! `max_file_size` gets a segment of its own).
 //!
@@ -85,10 +87,28 @@
 //!   request of the group (state untouched, seqs reused). After a failed sync or a failed
 //!   truncation the segment is abandoned and the next group starts a new one, so a partial
 //!   record is never followed by good records in the same segment.
-//! - Before each group the free space of the data directory is checked (cached ~100 ms): below
+//! - Before each group the free space of the data directory is checked: below
 //!   `minimum_required_space`, PUT-carrying requests fail with [`WalError::Full`] while TAKE-only
 //!   requests are still written (takes drain the disk). The check repeats every group, so puts
-//!   resume by themselves.
+//!   resume by themselves. The statvfs reading is cached for ~100 ms, but every byte written or
+//!   allocated since the reading is subtracted from it, and the reading is taken again whenever
+//!   that estimate is within `minimum_required_space` of the limit: a burst of fast writes
+//!   inside the cache window cannot run past the limit.
+//! - **Take reserve.** The current segment keeps at least `TAKE_RESERVE` (1 MiB, or
+//!   `max_file_size` when smaller) allocated past its write position with
+//!   `fallocate(FALLOC_FL_KEEP_SIZE)`, set up when the segment is created and topped up after
+//!   every group that leaves less than that (with 1/8 slack, so `fallocate` runs about once per
+//!   128 KiB written; a larger slack would let a PUT that passed the space check eat further
+//!   into the free space). Free space as statvfs reports it excludes the reserve, so the space
+//!   check refuses PUTs before the reserve is needed, and
+//!   when another process fills the disk to the last byte, TAKE-only groups still land in
+//!   allocated blocks: takes (and so the drain) keep working. When a roll is due but the new
+//!   segment cannot be created (ENOSPC), TAKE-only groups keep going into the current segment
+//!   past `max_file_size` (a soft limit for takes); PUTs fail. A sealed segment gives its unused
+//!   reserve back (truncating to its own size releases blocks past the end of file), and so does
+//!   recovery for the newest segment it finds. `KEEP_SIZE` never changes the file size, so
+//!   replay sees exactly the bytes written. A filesystem without `fallocate` (EOPNOTSUPP) simply
+//!   runs without a reserve.
 //!
 //! # Checkpoint and segment deletion
 //!
@@ -111,6 +131,26 @@
 //! a full replay without any checkpoint still reproduces the exact state. Disk use stays bounded
 //! by what is queued (plus the segment being written).
 //!
+//! **When the checkpoint cannot be written** (the disk is full: deletion waits for a checkpoint,
+//! and the checkpoint needs space, so a drained channel would stay full forever), the attempt
+//! removes its `checkpoint.tmp` and then, if consumed prefix segments exist (segments that,
+//! together with every older segment, hold no live entry, queued or in flight, and lie before
+//! the applied position), it
+//! 1. unlinks `checkpoint` (and the backup copy) and syncs the directory;
+//! 2. deletes those segments, oldest first (unlinking needs no space);
+//! 3. tries the checkpoint again.
+//!
+//! Why this is exact: without a checkpoint, recovery replays every remaining segment, and the
+//! remaining segments are a suffix of the log that holds the PUT of every live entry and, by the
+//! prefix argument above, every TAKE record that could refer to one of them; TAKE records of
+//! seqs whose PUT was deleted are ignored as unknown, and `next_seq` is still above every seq
+//! that any remaining record names. The checkpoint must go first: an old checkpoint names a
+//! replay position and entries in segments about to disappear (recovery would find it damaged
+//! and replay everything anyway, but only by luck of validation, not by design). A crash at any
+//! point of the three steps leaves either the old checkpoint with all segments, or no checkpoint
+//! with a suffix of them; both recover exactly. If the retry fails too, there is no checkpoint
+//! until the next one succeeds: restarts replay the whole (bounded) log meanwhile.
+//!
 //! # Recovery ([`Wal::open`])
 //!
 //! 1. Take `in_use.lock`; failure is [`WalError::Locked`] ("another agent uses this directory").
@@ -131,6 +171,14 @@
 //! 5. The queue is rebuilt sorted by seq, `next_seq` = max seen + 1 (never below the
 //!    checkpoint's), and writing starts in a **new** segment (recovered ones are never appended).
 //! 6. Everything found is returned in a [`RecoveryReport`].
+//!
+//! # Reads and payload checksums
+//!
+//! [`Wal::take`] reads each payload with the 8 bytes before it and checks `payload_len` and
+//! `payload_crc`: an entry covered by a checkpoint is never replayed, so this is the only check
+//! between the disk and the sink. A mismatch is logged at ERROR (file, offset, seq), counted
+//! ([`Wal::corrupt_entries`]) and the entry is removed for good with an internal TAKE commit
+//! instead of being returned; the other entries of the take are returned normally.
 //!
 //! Replay never panics on any bytes: lengths are checked before use and allocations are bounded
 //! by file sizes (a fuzz target and a proptest enforce it).

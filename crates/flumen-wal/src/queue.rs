@@ -117,6 +117,16 @@ impl Queue {
         }
     }
 
+    /// The smallest segment any live entry (queued or in flight) lives in; `None` when there
+    /// is none. A full scan: only the checkpoint-failure path uses it.
+    pub(crate) fn min_segment(&self) -> Option<u64> {
+        self.queue
+            .iter()
+            .chain(self.in_flight.values())
+            .map(|e| e.segment)
+            .min()
+    }
+
     /// Appends to `out` the live entries (queued or in flight) with `from <= seq < end`, at most
     /// about `max` of them, in seq order. Returns the first seq not covered yet (`end` when done).
     ///

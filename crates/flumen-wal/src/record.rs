@@ -3,13 +3,19 @@
 //! ```text
 //! record   := len u32le | crc u32le | kind u8 | body          (len = 1 + body length)
 //!             crc = crc32 (crc32fast) over kind + body
-//! PUT  body := first_seq u64le | count u32le | (payload_len u32le | payload){count}
+//! PUT  body := first_seq u64le | count u32le | (payload_len u32le | payload_crc u32le | payload){count}
+//!             payload_crc = crc32 (crc32fast) of the payload bytes alone
 //! TAKE body := range_count u32le | (start_seq u64le | n u32le){range_count}
 //! ```
 //!
 //! Invariant: [`decode`] never panics and never allocates; it returns a [`RecordDefect`] for any
 //! byte sequence that is not exactly one well-formed record. A record whose crc matches but whose
 //! body is inconsistent is a defect too (it can only come from a bug or a crafted file).
+//!
+//! Why a per-payload crc when the record has one: an entry covered by a checkpoint is never
+//! re-read as a record; `Wal::take` reads just its payload (and the 8 bytes before it) at the
+//! checkpointed position, and [`check_payload`] is what catches damage done after the record was
+//! written. Replay does not re-check payload crcs: the record crc already covers them.
 
 use std::fmt;
 
@@ -27,6 +33,8 @@ pub(crate) const MAX_RECORD_LEN: u32 = u32::MAX - 64;
 const PUT_PREFIX: usize = RECORD_HEADER_LEN + 1 + 8 + 4;
 /// Bytes of one TAKE range.
 const RANGE_LEN: usize = 12;
+/// Bytes before each payload in a PUT body: `payload_len` and `payload_crc`.
+pub(crate) const PAYLOAD_HEADER_LEN: usize = 8;
 
 /// Why bytes are not a valid record. `Display` is the `reason` shown to operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +137,7 @@ impl Iterator for PayloadIter<'_> {
     type Item = (usize, u32);
     fn next(&mut self) -> Option<(usize, u32)> {
         let len = le_u32(self.bytes, self.pos)?;
-        let start = self.pos.checked_add(4)?;
+        let start = self.pos.checked_add(PAYLOAD_HEADER_LEN)?;
         let end = start.checked_add(len as usize)?;
         if end > self.bytes.len() {
             return None;
@@ -154,7 +162,7 @@ pub(crate) fn le_u64(b: &[u8], at: usize) -> Option<u64> {
 /// Encoded size of a PUT record holding `payloads`.
 pub(crate) fn put_record_len<P: AsRef<[u8]>>(payloads: &[P]) -> u64 {
     payloads.iter().fold(PUT_PREFIX as u64, |acc, p| {
-        acc + 4 + p.as_ref().len() as u64
+        acc + PAYLOAD_HEADER_LEN as u64 + p.as_ref().len() as u64
     })
 }
 
@@ -182,6 +190,7 @@ pub(crate) fn encode_put<P: AsRef<[u8]>>(
     for p in payloads {
         let p = p.as_ref();
         buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
         positions.push(buf.len());
         buf.extend_from_slice(p);
     }
@@ -224,6 +233,50 @@ fn seal(buf: &mut [u8], start: usize) {
     let crc = crc32fast::hash(body);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Why a payload read back by `take` is not what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PayloadDefect {
+    /// The `payload_len` field before it does not match the indexed length.
+    Length { stored: u32, expected: u32 },
+    /// The payload crc does not match.
+    Crc { stored: u32, computed: u32 },
+}
+
+impl fmt::Display for PayloadDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PayloadDefect::Length { stored, expected } => write!(
+                f,
+                "payload length field says {stored}, the index says {expected}"
+            ),
+            PayloadDefect::Crc { stored, computed } => write!(
+                f,
+                "payload checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+        }
+    }
+}
+
+/// Checks one payload read back with the 8 bytes before it: `bytes` is
+/// `payload_len u32le | payload_crc u32le | payload` and `len` the length the index expects.
+/// Returns the payload bytes.
+pub(crate) fn check_payload(bytes: &[u8], len: u32) -> Result<&[u8], PayloadDefect> {
+    let stored_len = le_u32(bytes, 0).unwrap_or(u32::MAX);
+    let payload = bytes
+        .get(PAYLOAD_HEADER_LEN..PAYLOAD_HEADER_LEN + len as usize)
+        .filter(|_| stored_len == len)
+        .ok_or(PayloadDefect::Length {
+            stored: stored_len,
+            expected: len,
+        })?;
+    let stored = le_u32(bytes, 4).unwrap_or(0);
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(PayloadDefect::Crc { stored, computed });
+    }
+    Ok(payload)
 }
 
 /// Reads the header at the start of `bytes`, which are the `available` bytes left in the file from
@@ -282,13 +335,15 @@ fn structure(body: &[u8]) -> Result<Record<'_>, RecordDefect> {
             if first_seq.checked_add(u64::from(count)).is_none() {
                 return Err(RecordDefect::BadPut("sequence numbers overflow"));
             }
-            if (count as usize).saturating_mul(4) > payloads.len() {
+            if (count as usize).saturating_mul(PAYLOAD_HEADER_LEN) > payloads.len() {
                 return Err(RecordDefect::BadPut("count larger than the record"));
             }
             let mut pos = 0usize;
             for _ in 0..count {
                 let len = le_u32(payloads, pos).ok_or(RecordDefect::BadPut("truncated payload"))?;
-                pos = pos.saturating_add(4).saturating_add(len as usize);
+                pos = pos
+                    .saturating_add(PAYLOAD_HEADER_LEN)
+                    .saturating_add(len as usize);
                 if pos > payloads.len() {
                     return Err(RecordDefect::BadPut("payload runs past the record"));
                 }
@@ -450,6 +505,7 @@ mod tests {
         b.extend_from_slice(&1u64.to_le_bytes());
         b.extend_from_slice(&1u32.to_le_bytes());
         b.extend_from_slice(&100u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
         assert_eq!(
             decode(&sealed(&b)),
             Err(RecordDefect::BadPut("payload runs past the record"))
@@ -458,6 +514,7 @@ mod tests {
         b.extend_from_slice(&1u64.to_le_bytes());
         b.extend_from_slice(&1u32.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&crc32fast::hash(&[]).to_le_bytes());
         b.push(0);
         assert_eq!(
             decode(&sealed(&b)),
@@ -495,6 +552,35 @@ mod tests {
             .to_string()
             .contains("checksum")
         );
+    }
+
+    #[test]
+    fn payload_crc_catches_damage_under_a_valid_position() {
+        let payloads: [&[u8]; 2] = [b"first payload", b"second"];
+        let (buf, pos) = put(1, &payloads);
+        for (p, at) in payloads.iter().zip(&pos) {
+            let framed = &buf[at - PAYLOAD_HEADER_LEN..at + p.len()];
+            assert_eq!(check_payload(framed, p.len() as u32), Ok(*p));
+            // Every flipped bit of the length, the crc or the payload is caught.
+            for i in 0..framed.len() {
+                for bit in 0..8 {
+                    let mut b = framed.to_vec();
+                    b[i] ^= 1 << bit;
+                    assert!(
+                        check_payload(&b, p.len() as u32).is_err(),
+                        "byte {i} bit {bit}"
+                    );
+                }
+            }
+            assert!(matches!(
+                check_payload(framed, p.len() as u32 + 1),
+                Err(PayloadDefect::Length { .. })
+            ));
+        }
+        let mut b = buf[pos[1] - PAYLOAD_HEADER_LEN..].to_vec();
+        *b.last_mut().unwrap() ^= 0x5A;
+        let err = check_payload(&b, 6).unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
     }
 
     #[test]

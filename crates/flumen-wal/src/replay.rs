@@ -103,6 +103,16 @@ pub(crate) fn recover(
         }
     }
 
+    // The newest segment may still hold its take reserve (blocks allocated past its end by
+    // `fallocate(KEEP_SIZE)`): writing goes on in a new segment, so give them back. Truncating
+    // to its own size changes no byte.
+    if let Some(info) = newest.and_then(|id| segments.get(&id)) {
+        let released = fs.open(&info.path, true).and_then(|f| f.set_len(info.size));
+        if let Err(e) = released {
+            tracing::warn!(file = %info.path.display(), error = %e, "Could not release the reserved space of a WAL segment.");
+        }
+    }
+
     let entries = rebuild.finish();
     let report = RecoveryReport {
         checkpoint: status,
@@ -410,7 +420,7 @@ fn resync(r: &mut WindowReader, from: u64, len: u64) -> std::io::Result<Option<u
         let kind = head.get(8).copied();
         let plausible = match kind {
             Some(record::KIND_PUT) => record::le_u32(head, 17)
-                .is_some_and(|count| u64::from(count) * 4 + 21 <= total as u64),
+                .is_some_and(|count| u64::from(count) * 8 + 21 <= total as u64),
             Some(record::KIND_TAKE) => {
                 record::le_u32(head, 9).is_some_and(|n| u64::from(n) * 12 + 13 == total as u64)
             }

@@ -1,8 +1,9 @@
 //! Test helpers (compiled for tests or with feature `testing`): a fault-injecting
 //! [`FaultyFs`], a [`ManualClock`] and [`crash`].
 
+use std::collections::HashMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +28,84 @@ pub struct Faults {
     pub free_space: Mutex<Option<u64>>,
     /// `sync_data` calls made on files (successful or not).
     pub syncs: AtomicU64,
+    /// A simulated disk: its free bytes (`None`: no simulation). While set, every byte a file
+    /// grows by (writes past its allocated end, [`WalFile::allocate`]) comes out of it, a write
+    /// that does not fit writes what fits and fails with ENOSPC, an allocation that does not fit
+    /// fails with ENOSPC, and truncations, removals and renames over a file give space back.
+    /// Writes into blocks already allocated (preallocated with `allocate`) always succeed, as on
+    /// a real full disk. `free_space` reports it (unless [`Faults::free_space`] is set).
+    pub disk: Mutex<Option<u64>>,
+    /// Writes and allocations to files whose name contains this string fail with ENOSPC.
+    pub no_space_for: Mutex<Option<String>>,
+    /// `allocate` fails with EOPNOTSUPP while set (a filesystem without `fallocate`).
+    pub allocate_unsupported: AtomicBool,
+    /// `free_space` calls made.
+    pub free_space_reads: AtomicU64,
+    /// Allocated size of every file by path (a high-water mark: files are treated as allocated
+    /// from offset 0).
+    allocated: Mutex<HashMap<PathBuf, u64>>,
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(28)
+}
+
+impl Faults {
+    /// The allocated size of `path` (the file size when the file was opened, not created, here).
+    pub fn allocated(&self, path: &Path) -> u64 {
+        lock(&self.allocated).get(path).copied().unwrap_or(0)
+    }
+
+    /// True when writes to `path` must fail with ENOSPC ([`Faults::no_space_for`]).
+    fn no_space_for(&self, path: &Path) -> bool {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        lock(&self.no_space_for)
+            .as_deref()
+            .is_some_and(|pat| name.is_some_and(|n| n.contains(pat)))
+    }
+
+    /// Grows the allocation of `path` to `end`, taking the growth from the simulated disk.
+    /// Returns how far it could grow (== `end` unless the disk is short).
+    fn grow(&self, path: &Path, end: u64) -> u64 {
+        let mut allocated = lock(&self.allocated);
+        let a = allocated.entry(path.to_path_buf()).or_insert(0);
+        if end <= *a {
+            return end;
+        }
+        let mut disk = lock(&self.disk);
+        let grown = match disk.as_mut() {
+            Some(free) => {
+                let n = (end - *a).min(*free);
+                *free -= n;
+                *a + n
+            }
+            None => end,
+        };
+        *a = grown;
+        grown
+    }
+
+    /// Releases the allocation of `path` beyond `len`.
+    fn shrink(&self, path: &Path, len: u64) {
+        let mut allocated = lock(&self.allocated);
+        if let Some(a) = allocated.get_mut(path)
+            && *a > len
+        {
+            if let Some(free) = lock(&self.disk).as_mut() {
+                *free += *a - len;
+            }
+            *a = len;
+        }
+    }
+
+    /// Forgets `path`, giving its allocation back.
+    fn forget(&self, path: &Path) {
+        if let Some(a) = lock(&self.allocated).remove(path)
+            && let Some(free) = lock(&self.disk).as_mut()
+        {
+            *free += a;
+        }
+    }
 }
 
 /// A [`Filesystem`] over the real one that injects [`Faults`].
@@ -41,6 +120,7 @@ pub struct FaultyFs {
 struct FaultyFile {
     inner: Arc<dyn WalFile>,
     faults: Arc<Faults>,
+    path: PathBuf,
 }
 
 /// Decrements `n` if positive; true when it was.
@@ -57,6 +137,18 @@ impl WalFile for FaultyFile {
         self.inner.read_exact_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.faults.no_space_for(&self.path) {
+            return Err(enospc());
+        }
+        let end = offset + buf.len() as u64;
+        let grown = self.faults.grow(&self.path, end);
+        if grown < end {
+            let fits = buf
+                .get(..grown.saturating_sub(offset) as usize)
+                .unwrap_or_default();
+            self.inner.write_all_at(fits, offset)?;
+            return Err(enospc());
+        }
         let mut budget = lock(&self.faults.write_budget);
         if let Some(b) = budget.as_mut() {
             if (buf.len() as u64) > *b {
@@ -81,18 +173,37 @@ impl WalFile for FaultyFile {
         if self.faults.fail_set_len.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(5));
         }
-        self.inner.set_len(len)
+        self.inner.set_len(len)?;
+        self.faults.shrink(&self.path, len);
+        Ok(())
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.faults.allocate_unsupported.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(95));
+        }
+        if self.faults.no_space_for(&self.path) {
+            return Err(enospc());
+        }
+        let end = offset + len;
+        let before = self.faults.allocated(&self.path);
+        if self.faults.grow(&self.path, end) < end {
+            // All or nothing: give back what was taken.
+            self.faults.shrink(&self.path, before);
+            return Err(enospc());
+        }
+        self.inner.allocate(offset, len)
+    }
 }
 
 impl FaultyFs {
-    fn wrap(&self, f: Arc<dyn WalFile>) -> Arc<dyn WalFile> {
+    fn wrap(&self, f: Arc<dyn WalFile>, path: &Path) -> Arc<dyn WalFile> {
         Arc::new(FaultyFile {
             inner: f,
             faults: Arc::clone(&self.faults),
+            path: path.to_path_buf(),
         })
     }
 }
@@ -102,16 +213,32 @@ impl Filesystem for FaultyFs {
         StdFilesystem.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<Arc<dyn WalFile>> {
-        Ok(self.wrap(StdFilesystem.create(path)?))
+        let f = StdFilesystem.create(path)?;
+        self.faults.shrink(path, 0);
+        lock(&self.faults.allocated).insert(path.to_path_buf(), 0);
+        Ok(self.wrap(f, path))
     }
     fn open(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn WalFile>> {
-        Ok(self.wrap(StdFilesystem.open(path, writable)?))
+        let f = StdFilesystem.open(path, writable)?;
+        if !lock(&self.faults.allocated).contains_key(path) {
+            let len = f.len()?;
+            lock(&self.faults.allocated).insert(path.to_path_buf(), len);
+        }
+        Ok(self.wrap(f, path))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        StdFilesystem.remove(path)
+        StdFilesystem.remove(path)?;
+        self.faults.forget(path);
+        Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFilesystem.rename(from, to)
+        StdFilesystem.rename(from, to)?;
+        self.faults.forget(to);
+        let moved = lock(&self.faults.allocated).remove(from);
+        if let Some(a) = moved {
+            lock(&self.faults.allocated).insert(to.to_path_buf(), a);
+        }
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdFilesystem.sync_dir(dir)
@@ -120,10 +247,14 @@ impl Filesystem for FaultyFs {
         StdFilesystem.list(dir)
     }
     fn free_space(&self, dir: &Path) -> io::Result<u64> {
-        match *lock(&self.faults.free_space) {
-            Some(free) => Ok(free),
-            None => StdFilesystem.free_space(dir),
+        self.faults.free_space_reads.fetch_add(1, Ordering::AcqRel);
+        if let Some(free) = *lock(&self.faults.free_space) {
+            return Ok(free);
         }
+        if let Some(free) = *lock(&self.faults.disk) {
+            return Ok(free);
+        }
+        StdFilesystem.free_space(dir)
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Arc<dyn WalFile>>> {
         StdFilesystem.try_lock(path)

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -15,6 +15,7 @@ use crate::checkpoint;
 use crate::error::WalError;
 use crate::fs::{Clock, Filesystem, StdFilesystem, SystemClock, WalFile};
 use crate::queue::{Entry, Queue};
+use crate::record::{self, PAYLOAD_HEADER_LEN};
 use crate::replay::{self, SegmentInfo};
 use crate::segment::{self, SEGMENT_HEADER_LEN};
 use crate::writer::{CommitRequest, Request, Writer};
@@ -67,6 +68,19 @@ pub(crate) struct Shared {
     checkpoint_lock: Mutex<()>,
     /// Set by close; public calls then fail with `Closed`.
     closed: AtomicBool,
+    /// Entries whose payload failed its checksum in `take` and were removed for good.
+    corrupt: AtomicU64,
+}
+
+/// One payload read back by `take`: its bytes, or where and why it is damaged.
+type PayloadRead = Result<Vec<u8>, (PathBuf, u64, String)>;
+
+/// Why a checkpoint attempt failed.
+enum CheckpointFailure {
+    /// Before anything was written (syncing the log): nothing to clean up.
+    Before(WalError),
+    /// Writing or copying the checkpoint file (its `.tmp` was removed).
+    Write(WalError),
 }
 
 /// A durable FIFO queue of payloads with transactional takes. See the crate docs for the design.
@@ -154,6 +168,11 @@ impl Wal {
                 path: lock_path.clone(),
             })?;
 
+        // A crash (or an old version) may have left a half-written checkpoint behind.
+        checkpoint::remove_tmp(&*fs, &config.checkpoint_dir);
+        if let Some(backup) = &config.backup_checkpoint_dir {
+            checkpoint::remove_tmp(&*fs, backup);
+        }
         let recovered = replay::recover(&*fs, &config, &*clock)?;
         let state = State {
             queue: Queue::from_sorted(recovered.entries),
@@ -169,6 +188,7 @@ impl Wal {
             readers: Mutex::new(HashMap::new()),
             checkpoint_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
+            corrupt: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer::new(
@@ -247,6 +267,13 @@ impl Wal {
     /// Moves up to `max` entries from the head of the queue into flight and reads their payloads
     /// (on the calling thread, with positional reads).
     ///
+    /// Every payload is checked against the crc stored beside it. A damaged one is never
+    /// returned: it is logged at ERROR (file, offset, seq), counted in
+    /// [`Wal::corrupt_entries`] and removed for good (a TAKE is committed for it before this
+    /// returns); the other entries are returned normally, so the result can be shorter than what
+    /// was queued. (Do not call `take` from a [`Completion`]: dropping a damaged entry waits for
+    /// the writer.)
+    ///
     /// # Errors
     /// `Closed`, or `Io` naming the segment when a read fails: the entries then go back to the
     /// head of the queue.
@@ -256,20 +283,71 @@ impl Wal {
         }
         let entries = lock(&self.shared.state).queue.take(max);
         match self.shared.read_payloads(&entries) {
-            Ok(payloads) => Ok(entries
-                .iter()
-                .zip(payloads)
-                .map(|(e, payload)| Taken {
-                    seq: Seq(e.seq),
-                    payload,
-                })
-                .collect()),
+            Ok(reads) => {
+                let mut taken = Vec::with_capacity(entries.len());
+                let mut damaged = Vec::new();
+                for (e, read) in entries.iter().zip(reads) {
+                    match read {
+                        Ok(payload) => taken.push(Taken {
+                            seq: Seq(e.seq),
+                            payload,
+                        }),
+                        Err((file, offset, reason)) => {
+                            tracing::error!(
+                                file = %file.display(), offset, seq = e.seq, reason = %reason,
+                                "Corrupt WAL entry: its payload fails its checksum; dropped, not delivered."
+                            );
+                            damaged.push(Seq(e.seq));
+                        }
+                    }
+                }
+                if !damaged.is_empty() {
+                    self.drop_damaged(damaged);
+                }
+                Ok(taken)
+            }
             Err(e) => {
                 let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
                 lock(&self.shared.state).queue.rollback(&seqs);
                 Err(e)
             }
         }
+    }
+
+    /// Removes damaged in-flight entries for good with a TAKE record, counting them once it is
+    /// durable. Waits for the writer, except on the writer thread itself (a completion calling
+    /// `take`), where waiting would deadlock. If the TAKE fails the entries go back to the queue
+    /// and the next take finds them again.
+    fn drop_damaged(&self, seqs: Vec<Seq>) {
+        let n = seqs.len() as u64;
+        let shared = Arc::clone(&self.shared);
+        let back: Vec<u64> = seqs.iter().map(|s| s.0).collect();
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.commit(
+            Vec::new(),
+            seqs,
+            Box::new(move |r| {
+                match r {
+                    Ok(()) => {
+                        shared.corrupt.fetch_add(n, Ordering::AcqRel);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, entries = n, "Could not drop corrupt WAL entries; they will be found again.");
+                        lock(&shared.state).queue.rollback(&back);
+                    }
+                }
+                // Nobody waits when `take` ran on the writer thread.
+                let _ignored = tx.send(());
+            }),
+        );
+        if std::thread::current().name() != Some("flumen-wal-writer") {
+            let _done = rx.recv();
+        }
+    }
+
+    /// Entries found corrupt by [`Wal::take`] (payload checksum mismatch) and dropped since open.
+    pub fn corrupt_entries(&self) -> u64 {
+        self.shared.corrupt.load(Ordering::Acquire)
     }
 
     /// Returns in-flight entries to the queue, in seq order, ahead of everything never taken.
@@ -437,17 +515,23 @@ impl Shared {
         Ok((file, path))
     }
 
-    /// Reads the payloads of `entries`, merging reads of neighbouring payloads.
-    fn read_payloads(&self, entries: &[Entry]) -> Result<Vec<Vec<u8>>, WalError> {
+    /// Reads the payloads of `entries`, each with the `payload_len | payload_crc` before it,
+    /// merging reads of neighbouring payloads, and checks each one.
+    ///
+    /// # Errors
+    /// `Io` when a segment cannot be opened or read; a damaged payload is an `Err` item instead.
+    fn read_payloads(&self, entries: &[Entry]) -> Result<Vec<PayloadRead>, WalError> {
+        const FRAME: u64 = PAYLOAD_HEADER_LEN as u64;
         let mut out = Vec::with_capacity(entries.len());
         let mut buf = Vec::new();
         let mut rest = entries;
         while let Some(first) = rest.first() {
-            let start = u64::from(first.offset);
-            let mut end = start + u64::from(first.len);
+            let start = u64::from(first.offset).saturating_sub(FRAME);
+            let mut end = u64::from(first.offset) + u64::from(first.len);
             let mut n = 1;
             for e in rest.iter().skip(1) {
-                let (off, e_end) = (u64::from(e.offset), u64::from(e.offset) + u64::from(e.len));
+                let off = u64::from(e.offset).saturating_sub(FRAME);
+                let e_end = u64::from(e.offset) + u64::from(e.len);
                 if e.segment != first.segment
                     || off < end
                     || off - end > READ_MAX_GAP
@@ -464,12 +548,17 @@ impl Shared {
                 .map_err(|e| WalError::io(&path, "read", e))?;
             let (run, tail) = rest.split_at(n.min(rest.len()));
             for e in run {
-                let from = (u64::from(e.offset) - start) as usize;
-                out.push(
-                    buf.get(from..from + e.len as usize)
-                        .unwrap_or_default()
-                        .to_vec(),
-                );
+                let framed = u64::from(e.offset).saturating_sub(FRAME);
+                let from = (framed - start) as usize;
+                let bytes = buf.get(from..).unwrap_or_default();
+                let read = if u64::from(e.offset) < FRAME {
+                    Err("payload offset inside the segment header".to_string())
+                } else {
+                    record::check_payload(bytes, e.len)
+                        .map(<[u8]>::to_vec)
+                        .map_err(|d| d.to_string())
+                };
+                out.push(read.map_err(|reason| (path.clone(), framed, reason)));
             }
             rest = tail;
         }
@@ -477,17 +566,45 @@ impl Shared {
     }
 
     /// Writes a checkpoint and deletes the segments it made unnecessary (see the crate docs).
+    ///
+    /// When the checkpoint cannot be written (a full disk), consumed prefix segments are freed
+    /// without it and the write is tried once more: see "Checkpoint and segment deletion" in the
+    /// crate docs for why that keeps recovery exact.
     pub(crate) fn checkpoint(&self) -> Result<(), WalError> {
         let _one_at_a_time = lock(&self.checkpoint_lock);
+        let error = match self.try_checkpoint() {
+            Ok(()) => return Ok(()),
+            Err(CheckpointFailure::Before(e)) => return Err(e),
+            Err(CheckpointFailure::Write(e)) => e,
+        };
+        let freed = match self.free_consumed_prefix() {
+            Ok(0) => return Err(error),
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not remove the checkpoint to free consumed WAL segments.");
+                return Err(error);
+            }
+        };
+        tracing::warn!(
+            error = %error, segments = freed,
+            "WAL checkpoint failed; removed the checkpoint and the consumed segments to free space (a restart now replays the whole log) and trying again."
+        );
+        self.try_checkpoint().map_err(|f| match f {
+            CheckpointFailure::Before(e) | CheckpointFailure::Write(e) => e,
+        })
+    }
+
+    /// One checkpoint attempt: snapshot, (sync,) write, copy to the backup, delete segments.
+    fn try_checkpoint(&self) -> Result<(), CheckpointFailure> {
         let (next_seq, applied) = {
             let st = lock(&self.state);
             (st.next_seq, st.applied)
         };
         if !self.config.fsync {
             // The checkpoint must not point past durable data.
-            let (file, path) = self.reader(applied.0)?;
+            let (file, path) = self.reader(applied.0).map_err(CheckpointFailure::Before)?;
             file.sync_data()
-                .map_err(|e| WalError::io(&path, "fdatasync", e))?;
+                .map_err(|e| CheckpointFailure::Before(WalError::io(&path, "fdatasync", e)))?;
         }
         let written = checkpoint::write(
             &*self.fs,
@@ -499,17 +616,39 @@ impl Shared {
                     .queue
                     .chunk(from, next_seq, CHECKPOINT_SLICE, out)
             },
-        )?;
+        )
+        .map_err(CheckpointFailure::Write)?;
         if let Some(backup) = &self.config.backup_checkpoint_dir {
-            checkpoint::copy(&*self.fs, &self.config.checkpoint_dir, backup)?;
+            checkpoint::copy(&*self.fs, &self.config.checkpoint_dir, backup)
+                .map_err(CheckpointFailure::Write)?;
         }
         tracing::debug!(entries = written.count, "WAL checkpoint written.");
         self.delete_segments(applied.0.min(written.min_segment.unwrap_or(u64::MAX)));
         Ok(())
     }
 
-    /// Deletes every segment with an id below `below`, oldest first.
-    fn delete_segments(&self, below: u64) {
+    /// Without a new checkpoint, frees the consumed prefix: the segments that, with every older
+    /// one, hold no live entry (queued or in flight) and lie before the applied position. The
+    /// checkpoint (and its backup) are removed durably FIRST: an old checkpoint may name those
+    /// segments, while no checkpoint means a full replay, which prefix deletion keeps exact.
+    /// Unlinking needs no free space. Returns how many segments were deleted.
+    fn free_consumed_prefix(&self) -> Result<usize, WalError> {
+        let below = {
+            let st = lock(&self.state);
+            st.applied.0.min(st.queue.min_segment().unwrap_or(u64::MAX))
+        };
+        if lock(&self.state).segments.range(..below).next().is_none() {
+            return Ok(0);
+        }
+        checkpoint::remove(&*self.fs, &self.config.checkpoint_dir)?;
+        if let Some(backup) = &self.config.backup_checkpoint_dir {
+            checkpoint::remove(&*self.fs, backup)?;
+        }
+        Ok(self.delete_segments(below))
+    }
+
+    /// Deletes every segment with an id below `below`, oldest first; returns how many.
+    fn delete_segments(&self, below: u64) -> usize {
         let doomed: Vec<(u64, SegmentInfo)> = {
             let mut st = lock(&self.state);
             let ids: Vec<u64> = st.segments.range(..below).map(|(id, _)| *id).collect();
@@ -518,7 +657,7 @@ impl Shared {
                 .collect()
         };
         if doomed.is_empty() {
-            return;
+            return 0;
         }
         {
             let mut readers = lock(&self.readers);
@@ -544,5 +683,6 @@ impl Shared {
             }
         }
         tracing::debug!(segments = doomed.len(), "WAL segments deleted.");
+        doomed.len()
     }
 }

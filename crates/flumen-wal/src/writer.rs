@@ -10,7 +10,14 @@
 //!   `fsync`), in log order, so `State::applied` always marks a prefix of the log that memory
 //!   reflects exactly;
 //! - a failed group leaves no trace: the segment is truncated back (or abandoned when the
-//!   truncation or the sync failed), seqs are reused, every request of the group fails.
+//!   truncation or the sync failed), seqs are reused, every request of the group fails;
+//! - the current segment keeps [`TAKE_RESERVE`] bytes allocated past its write position
+//!   (`fallocate(KEEP_SIZE)`, topped up after every group): TAKE-only groups land in blocks that
+//!   are already allocated, so takes keep working on a disk another process filled. A sealed
+//!   segment gives its unused reservation back. When a roll is due but no new segment can be
+//!   created, TAKE-only groups keep going into the current segment past `max_file_size`;
+//! - the free-space reading is cached for [`SPACE_CACHE`], minus every byte written or
+//!   allocated since it was taken, and taken again as soon as that estimate nears the limit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +35,12 @@ use crate::wal::{Shared, lock};
 
 /// Upper bound of payload bytes drained into one group.
 const GROUP_BYTES: usize = 64 << 20;
-/// How long a free-space reading is trusted.
+/// How long a free-space reading is trusted (minus what was written since, see `check_space`).
 const SPACE_CACHE: Duration = Duration::from_millis(100);
+/// Bytes kept allocated past the write position of the current segment for TAKE records (less
+/// when `max_file_size` is smaller). A TAKE record of one range is 25 bytes: this is room for
+/// tens of thousands of take commits on a full disk.
+pub(crate) const TAKE_RESERVE: u64 = 1 << 20;
 
 /// A message to the writer.
 pub(crate) enum Request {
@@ -66,6 +77,12 @@ struct Current {
     file: Arc<dyn WalFile>,
     /// Bytes written and kept (the next write offset).
     size: u64,
+    /// End of the blocks known to be allocated (written or reserved): `>= size`.
+    allocated: u64,
+    /// A failed reservation was already logged for this segment.
+    reserve_warned: bool,
+    /// Going past `max_file_size` (takes on a full disk) was already logged for this segment.
+    overflow_warned: bool,
 }
 
 /// A commit serialized into the group buffer, waiting for the write.
@@ -94,6 +111,9 @@ struct SpaceReading {
     at: Instant,
     dir: PathBuf,
     free: u64,
+    /// Bytes written or allocated since the reading (in any directory: an over-estimate is
+    /// harmless, it only makes the next reading come sooner).
+    consumed: u64,
 }
 
 /// State owned by the writer thread.
@@ -109,6 +129,8 @@ pub(crate) struct Writer {
     last_sync: Instant,
     /// Bytes written since the last sync.
     unsynced: bool,
+    /// False once the filesystem said it cannot `fallocate`: no take reserve then.
+    reserve_supported: bool,
 }
 
 /// Runs a completion, containing a panic in it so the writer survives.
@@ -136,6 +158,7 @@ impl Writer {
             space: None,
             last_sync,
             unsynced: false,
+            reserve_supported: true,
         }
     }
 
@@ -240,8 +263,24 @@ impl Writer {
             if roll {
                 self.flush(&mut unit);
                 if let Err(e) = self.roll() {
-                    complete(c.done, Err(e));
-                    continue;
+                    match self.current.as_mut() {
+                        // `max_file_size` is a soft limit for takes: a TAKE-only commit goes
+                        // into the current segment (and its reserve) rather than failing, so a
+                        // full disk still drains.
+                        Some(cur) if c.puts.is_empty() => {
+                            if !cur.overflow_warned {
+                                cur.overflow_warned = true;
+                                tracing::warn!(
+                                    file = %cur.path.display(), size = cur.size, error = %e,
+                                    "Cannot start a new WAL segment; takes continue in the current one past maxFileSize."
+                                );
+                            }
+                        }
+                        _ => {
+                            complete(c.done, Err(e));
+                            continue;
+                        }
+                    }
                 }
             }
             let first_seq = self.next_seq;
@@ -312,6 +351,8 @@ impl Writer {
         if let Err(e) = result {
             self.next_seq = first_seq;
             let truncated = cur.file.set_len(at);
+            // The truncation also released the reservation past `at`.
+            cur.allocated = at;
             tracing::error!(
                 file = %cur.path.display(), offset = at, requests = planned.len(), error = %e,
                 "WAL group write failed; its commits fail."
@@ -326,9 +367,12 @@ impl Writer {
             for p in planned {
                 complete(p.done, Err(e.duplicate()));
             }
+            self.ensure_reserve();
             return;
         }
         cur.size = at + buf.len() as u64;
+        let grown = cur.size.saturating_sub(cur.allocated);
+        cur.allocated = cur.allocated.max(cur.size);
         if want_sync {
             self.last_sync = now;
             self.unsynced = false;
@@ -361,9 +405,11 @@ impl Writer {
                 info.size = size;
             }
         }
+        self.consume(grown);
         for p in planned {
             complete(p.done, Ok(()));
         }
+        self.ensure_reserve();
     }
 
     /// Syncs the current segment if it has unsynced bytes.
@@ -384,15 +430,15 @@ impl Writer {
         self.last_sync = self.shared.clock.now();
     }
 
-    /// Closes the current segment (synced) and starts a new one: header written, file and
-    /// directory synced, registered in the state.
+    /// Starts a new segment (header written, file and directory synced, registered in the
+    /// state, take reserve allocated) and seals the current one (synced, its unused reserve given
+    /// back).
     ///
     /// # Errors
-    /// `WalError::Io` naming the new segment; the writer then has no segment and the next group
-    /// tries again.
+    /// `WalError::Io` naming the new segment. The current segment, if any, is then kept (with its
+    /// reserve) and the next group tries again.
     pub(crate) fn roll(&mut self) -> Result<(), WalError> {
         self.sync_now();
-        self.current = None;
         let id = self.next_segment;
         let path = segment::path_for(&self.shared.config.data_dirs, id);
         let fs = &self.shared.fs;
@@ -417,6 +463,15 @@ impl Writer {
             }
             return Err(e);
         }
+        // Seal the old segment: its data is synced; give back the blocks reserved past its end
+        // (truncating to the same size releases them) so the new segment can reserve them.
+        if let Some(old) = self.current.take()
+            && old.allocated > old.size
+            && let Err(e) = old.file.set_len(old.size)
+        {
+            tracing::warn!(file = %old.path.display(), error = %e, "Could not release the reserve of a sealed WAL segment.");
+        }
+        self.consume(SEGMENT_HEADER_LEN);
         self.next_segment += 1;
         lock(&self.shared.state).segments.insert(
             id,
@@ -430,8 +485,60 @@ impl Writer {
             path,
             file,
             size: SEGMENT_HEADER_LEN,
+            allocated: SEGMENT_HEADER_LEN,
+            reserve_warned: false,
+            overflow_warned: false,
         });
+        self.ensure_reserve();
         Ok(())
+    }
+
+    /// Makes sure at least the take reserve is allocated past the write position of the current
+    /// segment (best effort: a failure is logged once per segment; a filesystem without
+    /// `fallocate` turns reservations off).
+    fn ensure_reserve(&mut self) {
+        if !self.reserve_supported {
+            return;
+        }
+        let want = TAKE_RESERVE.min(self.shared.config.max_file_size);
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if cur.allocated >= cur.size + want {
+            return;
+        }
+        // Top up with some slack, so the reserve is not re-allocated after every group.
+        let mut result = Ok(());
+        for target in [cur.size + want + want / 8, cur.size + want] {
+            result = cur.file.allocate(cur.allocated, target - cur.allocated);
+            if result.is_ok() {
+                let grown = target - cur.allocated;
+                cur.allocated = target;
+                self.consume(grown);
+                return;
+            }
+        }
+        let Err(e) = result else { return };
+        if e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(95) {
+            tracing::info!(
+                file = %cur.path.display(), error = %e,
+                "The filesystem cannot preallocate; WAL takes get no reserved space on a full disk."
+            );
+            self.reserve_supported = false;
+        } else if !cur.reserve_warned {
+            cur.reserve_warned = true;
+            tracing::warn!(
+                file = %cur.path.display(), error = %e,
+                "Could not reserve space for takes in the WAL segment."
+            );
+        }
+    }
+
+    /// Counts bytes written or allocated against the cached free-space reading.
+    fn consume(&mut self, bytes: u64) {
+        if let Some(s) = self.space.as_mut() {
+            s.consumed = s.consumed.saturating_add(bytes);
+        }
     }
 
     /// Checks free space in the current data directory (cached for [`SPACE_CACHE`]).
@@ -444,14 +551,25 @@ impl Writer {
         }
         .unwrap_or_default();
         let now = self.shared.clock.now();
-        let free = match &self.space {
-            Some(s) if s.dir == dir && now.saturating_duration_since(s.at) < SPACE_CACHE => s.free,
-            _ => match self.shared.fs.free_space(&dir) {
+        let required = self.shared.config.minimum_required_space;
+        // The cached reading minus what was written and allocated since; trusted while fresh and
+        // well above the limit (within `required` of it, every group reads again: a statvfs is
+        // cheap next to the fsync, and a burst of writes must not run past the limit).
+        let cached = match &self.space {
+            Some(s) if s.dir == dir && now.saturating_duration_since(s.at) < SPACE_CACHE => {
+                Some(s.free.saturating_sub(s.consumed)).filter(|f| *f >= required.saturating_mul(2))
+            }
+            _ => None,
+        };
+        let free = match cached {
+            Some(free) => free,
+            None => match self.shared.fs.free_space(&dir) {
                 Ok(free) => {
                     self.space = Some(SpaceReading {
                         at: now,
                         dir: dir.clone(),
                         free,
+                        consumed: 0,
                     });
                     free
                 }
@@ -463,7 +581,6 @@ impl Writer {
                 }
             },
         };
-        let required = self.shared.config.minimum_required_space;
         if free < required {
             return Err(WalError::Full {
                 dir,

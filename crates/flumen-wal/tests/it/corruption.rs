@@ -117,9 +117,9 @@ fn flipped_byte_in_a_middle_segment_is_reported_and_everything_else_recovered() 
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let p = &report.problems[0];
     assert_eq!(&p.file, victim);
-    assert_eq!(p.offset, second as u64 - 25, "offset of the damaged record");
+    assert_eq!(p.offset, second as u64 - 29, "offset of the damaged record");
     assert!(p.reason.contains("checksum"), "{}", p.reason);
-    assert_eq!(p.skipped_bytes, 25 + all[0].len() as u64);
+    assert_eq!(p.skipped_bytes, 29 + all[0].len() as u64);
     let want: Vec<Vec<u8>> = all.iter().filter(|p| **p != damaged).cloned().collect();
     assert_eq!(want.len(), 99);
     assert_eq!(drain(&wal, false), want);

@@ -3,6 +3,7 @@
 
 mod basic;
 mod corruption;
+mod disk;
 mod faults;
 mod model;
 mod util;
