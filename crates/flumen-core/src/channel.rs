@@ -143,3 +143,30 @@ pub trait Transaction: Send {
     /// Undoes the transaction: puts are discarded, takes return to the head of the channel.
     fn rollback(self: Box<Self>);
 }
+
+/// Calls `attempt` until it returns `Some`, sleeping on `notify` between calls, and gives up
+/// with `None` when `deadline` passes. It registers for the wake-up before each attempt, so a
+/// notification sent between an attempt and the wait is never missed (the lost-wake-up race
+/// every hand-written `Notify` loop has to get right). Channels use it for "wait for room" and
+/// "wait for data".
+pub async fn attempt_until<R>(
+    notify: &tokio::sync::Notify,
+    deadline: Option<tokio::time::Instant>,
+    mut attempt: impl FnMut() -> Option<R>,
+) -> Option<R> {
+    loop {
+        let mut notified = std::pin::pin!(notify.notified());
+        notified.as_mut().enable();
+        if let Some(r) = attempt() {
+            return Some(r);
+        }
+        match deadline {
+            None => notified.await,
+            Some(d) => {
+                if tokio::time::timeout_at(d, notified).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}

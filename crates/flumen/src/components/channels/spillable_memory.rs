@@ -12,12 +12,12 @@
 //! - the memory part is lost on a crash, the overflow part is not (as in Flume).
 
 use std::collections::VecDeque;
-use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flumen_config::{Diagnostic, Props};
+use flumen_core::channel::attempt_until;
 use flumen_core::{Channel, ChannelCounters, ChannelError, Event, Transaction};
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -322,24 +322,25 @@ impl Inner {
             self.config.overflow_timeout
         };
         let deadline = Instant::now() + Duration::from_secs(wait);
-        loop {
-            let mut notified = pin!(self.space.notified());
-            notified.as_mut().enable();
-            {
-                let mut st = self.lock();
-                let fits = st.memory.len() + st.memory_in_flight + n <= self.config.memory_capacity
-                    && (self.byte_slots == u64::MAX || st.used_slots + need <= self.byte_slots);
-                if fits {
-                    st.used_slots += need;
-                    st.memory.extend(events);
-                    st.push_back(n as i64);
-                    self.update_size(&st);
-                    return Ok(());
-                }
+        let mut events = Some(events);
+        let stored = attempt_until(&self.space, Some(deadline), || {
+            let mut st = self.lock();
+            let fits = st.memory.len() + st.memory_in_flight + n <= self.config.memory_capacity
+                && (self.byte_slots == u64::MAX || st.used_slots + need <= self.byte_slots);
+            if !fits {
+                return None;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(events);
-            }
+            st.used_slots += need;
+            st.memory.extend(events.take()?);
+            st.push_back(n as i64);
+            self.update_size(&st);
+            Some(())
+        })
+        .await;
+        match (stored, events) {
+            (Some(()), _) => Ok(()),
+            (None, Some(events)) => Err(events),
+            (None, None) => unreachable!("events are taken only when stored"),
         }
     }
 
@@ -396,14 +397,11 @@ impl Channel for SpillableMemoryChannel {
     }
 
     async fn readable(&self) {
-        loop {
-            let mut notified = pin!(self.inner.readable.notified());
-            notified.as_mut().enable();
-            if !self.inner.lock().drain.is_empty() {
-                return;
-            }
-            notified.await;
-        }
+        let inner = &self.inner;
+        attempt_until(&inner.readable, None, || {
+            (!inner.lock().drain.is_empty()).then_some(())
+        })
+        .await;
     }
 
     fn counters(&self) -> &Arc<ChannelCounters> {

@@ -18,12 +18,12 @@
 //! storage settings of a running file channel is refused (restart the agent for that).
 
 use std::path::PathBuf;
-use std::pin::pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flumen_config::Props;
+use flumen_core::channel::attempt_until;
 use flumen_core::{Channel, ChannelCounters, ChannelError, Event, Transaction};
 use flumen_wal::{Seq, Wal, WalError};
 use tokio::sync::Notify;
@@ -162,20 +162,14 @@ impl Inner {
             return Err(self.full());
         }
         let deadline = Instant::now() + Duration::from_secs(self.config.keep_alive);
-        loop {
-            let mut notified = pin!(self.space.notified());
-            notified.as_mut().enable();
-            {
-                let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
-                if self.wal.len() + self.wal.in_flight() + *reserved + n <= self.config.capacity {
-                    *reserved += n;
-                    return Ok(());
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(self.full());
-            }
-        }
+        let reserved = attempt_until(&self.space, Some(deadline), || {
+            let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+            let fits =
+                self.wal.len() + self.wal.in_flight() + *reserved + n <= self.config.capacity;
+            fits.then(|| *reserved += n)
+        })
+        .await;
+        reserved.ok_or_else(|| self.full())
     }
 
     fn unreserve(&self, n: usize) {
@@ -241,14 +235,10 @@ impl Channel for FileChannel {
     }
 
     async fn readable(&self) {
-        loop {
-            let mut notified = pin!(self.inner.readable.notified());
-            notified.as_mut().enable();
-            if !self.inner.wal.is_empty() {
-                return;
-            }
-            notified.await;
-        }
+        attempt_until(&self.inner.readable, None, || {
+            (!self.inner.wal.is_empty()).then_some(())
+        })
+        .await;
     }
 
     fn counters(&self) -> &Arc<ChannelCounters> {

@@ -11,13 +11,13 @@
 //! Contents are lost when the process dies; use the `file` channel for durability.
 
 use std::collections::VecDeque;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flumen_config::{Diagnostic, Props};
+use flumen_core::channel::attempt_until;
 use flumen_core::{Channel, ChannelCounters, ChannelError, Event, Transaction};
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -199,6 +199,13 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn full(&self) -> ChannelError {
+        ChannelError::Full {
+            channel: self.name.clone(),
+            capacity: self.config.capacity,
+        }
+    }
+
     fn closed_error(&self) -> ChannelError {
         ChannelError::Closed {
             channel: self.name.clone(),
@@ -248,14 +255,12 @@ impl Channel for MemoryChannel {
     }
 
     async fn readable(&self) {
-        loop {
-            let mut notified = pin!(self.inner.readable.notified());
-            notified.as_mut().enable();
-            if !self.inner.lock().queue.is_empty() || self.inner.closed.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+        let inner = &self.inner;
+        attempt_until(&inner.readable, None, || {
+            let ready = !inner.lock().queue.is_empty() || inner.closed.load(Ordering::Acquire);
+            ready.then_some(())
+        })
+        .await;
     }
 
     fn counters(&self) -> &Arc<ChannelCounters> {
@@ -312,59 +317,53 @@ impl MemoryTransaction {
             return Err(ch.closed_error());
         }
         let deadline = Instant::now() + Duration::from_secs(ch.config.keep_alive);
-        loop {
-            let mut notified = pin!(ch.space.notified());
-            notified.as_mut().enable();
-            {
-                let mut st = ch.lock();
-                let used = st.queue.len() + st.in_flight - n_take;
-                let fits_events = used + n_put <= ch.config.capacity;
-                let used_slots = st.used_slots - self.take_slots;
-                let fits_bytes =
-                    ch.byte_slots == u64::MAX || used_slots + self.put_slots <= ch.byte_slots;
-                if fits_events && fits_bytes {
-                    st.in_flight -= n_take;
-                    st.used_slots = used_slots + self.put_slots;
-                    st.queue.extend(self.puts.drain(..));
-                    ch.counters.channel_size.set(st.queue.len() as u64);
-                    drop(st);
-                    self.takes.clear();
-                    self.take_slots = 0;
-                    self.put_slots = 0;
-                    ch.counters.event_put_success.add(n_put as u64);
-                    ch.counters.event_take_success.add(n_take as u64);
-                    ch.readable.notify_waiters();
-                    if n_take > n_put {
-                        ch.space.notify_waiters();
-                    }
-                    return Ok(());
-                }
-                if !fits_events && n_put > ch.config.capacity {
-                    // Can never fit, however long we wait.
-                    return Err(ChannelError::Full {
-                        channel: ch.name.clone(),
-                        capacity: ch.config.capacity,
-                    });
-                }
-            }
+        let done = attempt_until(&ch.space, Some(deadline), || {
             if ch.closed.load(Ordering::Acquire) {
-                return Err(ch.closed_error());
+                return Some(Err(ch.closed_error()));
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let mut st = ch.lock();
+            let used = st.queue.len() + st.in_flight - n_take;
+            let fits_events = used + n_put <= ch.config.capacity;
+            let used_slots = st.used_slots - self.take_slots;
+            let fits_bytes =
+                ch.byte_slots == u64::MAX || used_slots + self.put_slots <= ch.byte_slots;
+            if fits_events && fits_bytes {
+                st.in_flight -= n_take;
+                st.used_slots = used_slots + self.put_slots;
+                st.queue.extend(self.puts.drain(..));
+                ch.counters.channel_size.set(st.queue.len() as u64);
+                return Some(Ok(()));
+            }
+            // A batch larger than the channel can never fit, however long we wait.
+            (!fits_events && n_put > ch.config.capacity).then(|| Err(ch.full()))
+        })
+        .await;
+        match done {
+            Some(Ok(())) => {
+                self.takes.clear();
+                self.take_slots = 0;
+                self.put_slots = 0;
+                ch.counters.event_put_success.add(n_put as u64);
+                ch.counters.event_take_success.add(n_take as u64);
+                ch.readable.notify_waiters();
+                if n_take > n_put {
+                    ch.space.notify_waiters();
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => {
                 let st = ch.lock();
                 let used = st.queue.len() + st.in_flight - n_take;
                 drop(st);
-                return Err(if used + n_put > ch.config.capacity {
-                    ChannelError::Full {
-                        channel: ch.name.clone(),
-                        capacity: ch.config.capacity,
-                    }
+                Err(if used + n_put > ch.config.capacity {
+                    ch.full()
                 } else {
                     ChannelError::ByteCapacity {
                         channel: ch.name.clone(),
                         byte_capacity: ch.config.byte_capacity.unwrap_or(0),
                     }
-                });
+                })
             }
         }
     }
