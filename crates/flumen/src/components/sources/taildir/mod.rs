@@ -1,24 +1,43 @@
 //! The `TAILDIR` source (Flume's `TaildirSource`): follows the files matched by per-group
 //! patterns, one line = one event, and records its progress in Flume's JSON position file.
 //!
-//! Layout: [`config`] (keys and defaults), [`position`] (the JSON position file), [`tailer`]
-//! (one file: positions, buffering, line splitting), this module (discovery, scheduling,
-//! delivery, position writes).
+//! Layout: [`config`] (keys and defaults), [`position`] (the JSON position file), [`journal`]
+//! (the crash-proof position journal), [`tailer`] (one file: positions, buffering, line
+//! splitting, finding a copytruncate copy), this module (discovery, scheduling, delivery,
+//! position writes).
 //!
 //! How it works:
 //! - Files are identified by (device, inode), so both rotation styles work. Rename + create:
 //!   the renamed file keeps its identity, is read to its end (even when its new name no longer
 //!   matches), and is let go once idle; the new file at the path is a new file, read from 0.
-//!   Copytruncate: a file shorter than what was read was truncated and is read again from 0.
+//!   Copytruncate: a file shorter than what was read was truncated and is read again from 0,
+//!   after the lines it had beyond the last read are recovered from its copy (below).
 //! - Discovery and wake-ups come from inotify (the `notify` crate) on each group's directory:
 //!   a write to a followed file queues that file alone; a create/rename/delete re-lists that
 //!   directory. A poll of every directory (stat of each matched file) backs this up every
 //!   `backoffSleepIncrement`, growing to `maxBackoffSleep` while it finds nothing, so an idle
 //!   source with 1,000 files costs a few stat calls per second at most.
+//! - Copytruncate recovery: the lines a writer appended after the source's last read and
+//!   before the truncation are in the copy only (logrotate copies, then truncates; a source
+//!   held up by a full channel may be seconds behind). When a truncation is seen, the source
+//!   looks in the file's directory for that copy: a regular file changed in the last
+//!   [`tailer::COPY_MAX_AGE`], not followed and not matching the group, longer than what was
+//!   read, whose first bytes and bytes just before the read position equal those read from the
+//!   original (64 bytes each, kept per file). If found, it is read from the read position to
+//!   its end (the incomplete last line continues there) before the truncated file is read
+//!   again from 0. Not recoverable: lines written between the copy and the truncation
+//!   (logrotate's own window), a copy compressed or removed before the source looked
+//!   (`compress` without `delaycompress`), and, after a crash while the copy was being read,
+//!   the copy's rest (the restart finds the file shorter than its position and reads it
+//!   from 0).
 //! - At-least-once: a file's position advances only after the channel committed the batch
 //!   holding its lines (`deliver_retrying`), so a crash re-reads at most the batch in flight.
 //!   The position file is written every `writePosInterval` (atomically, by a blocking task that
-//!   does not hold up reading) and at shutdown.
+//!   does not hold up reading), at startup (with the positions it resumed from) and at
+//!   shutdown. Between two writes, each committed position also goes to the position journal
+//!   ([`journal`]: `<positionFile>.journal`, one fixed 64-byte slot per file overwritten in
+//!   place by a writer thread, no fsync), which a restart after a crash prefers: so a SIGKILL
+//!   re-reads about the batch in flight, not up to `writePosInterval` of lines.
 //! - Reading runs on the blocking pool in chunks of up to 256 KiB (`pread`), lines are found
 //!   with `memchr`, and every body is a slice of its chunk; nothing is logged per line.
 //! - Fairness: a file gets at most `maxBatchCount` batches in a row before the next ready file.
@@ -31,16 +50,20 @@
 //! `~/.flumen/taildir_position.json`; a renamed file whose new name no longer matches is still
 //! read to its end (Flume stops reading it at once); files let go are dropped from the position
 //! file (Flume keeps them forever); bodies are the file's bytes (no charset decoding);
-//! `multiline.*` is flumen's own.
+//! `multiline.*` is flumen's own; so are the position journal (`<positionFile>.journal`,
+//! removed at a graceful stop; Flume ignores it) and the copytruncate recovery; the position
+//! file is also written at startup.
 
 pub mod config;
+pub mod journal;
 pub mod position;
 pub mod tailer;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::PathBuf;
@@ -318,6 +341,16 @@ struct Runner {
     missing: HashSet<PathBuf>,
     /// Positions read at startup, by inode; used by the first scan only.
     startup_positions: HashMap<u64, Vec<position::Entry>>,
+    /// Journal records read at startup, by file; used by the first scan only.
+    startup_journal: HashMap<FileKey, journal::Record>,
+    /// The position journal of this run (started once the startup positions are stored).
+    journal: Option<journal::Journal>,
+    /// Each journaled file's slot and path hash.
+    slots: HashMap<FileKey, (u32, u64)>,
+    /// Slots of files let go, lowest first.
+    free_slots: BinaryHeap<Reverse<u32>>,
+    /// The next never-used slot.
+    next_slot: u32,
     positions_dirty: bool,
     last_pos_write: Instant,
     pos_write: Option<JoinHandle<()>>,
@@ -341,6 +374,11 @@ impl Runner {
             watched: HashSet::new(),
             missing: HashSet::new(),
             startup_positions: HashMap::new(),
+            startup_journal: HashMap::new(),
+            journal: None,
+            slots: HashMap::new(),
+            free_slots: BinaryHeap::new(),
+            next_slot: 0,
             positions_dirty: true,
             last_pos_write: Instant::now(),
             pos_write: None,
@@ -350,12 +388,29 @@ impl Runner {
     /// Loads the position file, starts watching, and finds the files.
     async fn start(&mut self) {
         let path = self.settings.position_file.clone();
-        let loaded = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || position::load_blocking(&path)
+        let jpath = journal::journal_path(&path);
+        let (loaded, journaled) = tokio::task::spawn_blocking({
+            let (path, jpath) = (path.clone(), jpath.clone());
+            move || {
+                (
+                    position::load_blocking(&path),
+                    journal::load_blocking(&jpath),
+                )
+            }
         })
         .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        .unwrap_or_else(|e| (Err(e.to_string()), Ok(Vec::new())));
+        match journaled {
+            Ok(records) => {
+                for r in records {
+                    self.startup_journal.insert((r.dev, r.inode), r);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(source = %self.name, file = %jpath.display(), %error,
+                    "Cannot read the position journal; using the position file alone.");
+            }
+        }
         match loaded {
             Ok(entries) => {
                 for e in entries {
@@ -383,6 +438,25 @@ impl Runner {
         let all: Vec<usize> = (0..self.settings.groups.len()).collect();
         self.rescan(all, true).await;
         self.startup_positions.clear();
+        self.startup_journal.clear();
+        // The position file now records where this run starts (including what the journal
+        // of a crashed run knew); only then is that journal replaced by a fresh one.
+        let json = self.positions_json();
+        let stored =
+            tokio::task::spawn_blocking(move || position::store_blocking(&path, &json)).await;
+        if let Ok(Err(error)) = stored {
+            tracing::error!(source = %self.name, file = %self.settings.position_file.display(),
+                %error, "Writing the position file failed.");
+        }
+        self.positions_dirty = false;
+        self.last_pos_write = Instant::now();
+        match journal::Journal::start(jpath, Arc::clone(&self.name)) {
+            Ok(j) => self.journal = Some(j),
+            Err(error) => {
+                tracing::warn!(source = %self.name, %error,
+                    "Cannot start the position journal; a crash will re-read up to writePosInterval of lines.");
+            }
+        }
         tracing::info!(source = %self.name, files = self.files.len(),
             groups = self.settings.groups.len(), "Taildir source started.");
     }
@@ -394,7 +468,17 @@ impl Runner {
         }
         let json = self.positions_json();
         let path = self.settings.position_file.clone();
-        let res = tokio::task::spawn_blocking(move || position::store_blocking(&path, &json)).await;
+        let journal = self.journal.take();
+        // The journal's last records are written before the final position file, and the
+        // journal is removed once that file holds everything.
+        let res = tokio::task::spawn_blocking(move || {
+            if let Some(j) = journal {
+                j.close_blocking();
+            }
+            position::store_blocking(&path, &json)?;
+            journal::remove_blocking(&journal::journal_path(&path))
+        })
+        .await;
         match res {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -582,6 +666,8 @@ impl Runner {
         }
         let mut any = false;
         let mut done: HashSet<FileKey> = HashSet::new();
+        // Files whose journal slot must record a new path or a new file.
+        let mut renamed: Vec<FileKey> = Vec::new();
         for f in found {
             if !done.insert(f.key) {
                 continue; // Matched by two groups: the first one wins.
@@ -592,6 +678,7 @@ impl Runner {
                         to = %f.path.display(), "File renamed.");
                     tf.set_path(f.path, &self.settings);
                     self.positions_dirty = true;
+                    renamed.push(f.key);
                 }
                 tf.orphan = false;
                 if f.size != tf.read_pos || tf.has_backlog() {
@@ -618,10 +705,19 @@ impl Runner {
             }
             self.files.insert(f.key, tf);
             self.positions_dirty = true;
+            // A new file is journaled at once, so that a crash before its first commit does
+            // not restart it at its end (skipToEnd) and lose its first lines.
+            renamed.push(f.key);
             if f.size != start {
                 any = true;
                 self.enqueue(f.key);
             }
+        }
+        for key in renamed {
+            if let (Some(slot), Some(tf)) = (self.slots.get_mut(&key), self.files.get(&key)) {
+                slot.1 = journal::path_hash(&tf.path);
+            }
+            self.journal_note(key);
         }
         self.by_path = self
             .files
@@ -633,8 +729,16 @@ impl Runner {
     }
 
     /// Where a file found at startup starts: its recorded position (same inode and path, as
-    /// Flume matches them), else 0, or its end with `skipToEnd`.
+    /// Flume matches them), else 0, or its end with `skipToEnd`; a valid journal record of the
+    /// same file (device, inode, path) wins over the position file.
     fn startup_position(&self, f: &Found) -> u64 {
+        // The journal of a crashed run knows a later position than the position file.
+        if let Some(r) = self.startup_journal.get(&f.key)
+            && r.path_hash == journal::path_hash(&f.path)
+            && r.pos <= f.size
+        {
+            return r.pos;
+        }
         let path = f.path.to_string_lossy();
         let recorded = self
             .startup_positions
@@ -679,6 +783,7 @@ impl Runner {
                 if let Some(tf) = self.files.get_mut(&key) {
                     tf.pos = end;
                 }
+                self.journal_note(key);
                 batches += 1;
                 self.positions_dirty = true;
                 self.maybe_write_positions(false);
@@ -686,6 +791,9 @@ impl Runner {
             }
             if tf.truncated {
                 tf.reset_to(0);
+                self.journal_note(key);
+                at_end = false;
+                continue;
             } else if at_end {
                 return Ok(Drain::Done);
             }
@@ -721,20 +829,42 @@ impl Runner {
                     at_end: end,
                 }) => {
                     at_end = end;
+                    tf.note_read(&chunk, base, offset);
                     tf.read_pos = base + chunk.len() as u64;
                     tf.last_data = Instant::now();
                     tf.split(chunk, base, &self.settings);
+                    if tf.recovering && end {
+                        // The copy is read: on with the truncated file, from 0.
+                        self.end_recovery(key);
+                        at_end = false;
+                    }
                 }
-                Ok(ReadOutcome::Eof) => {
+                outcome if tf.recovering => {
+                    // The copy ended (or vanished, shrank, failed): on with the truncated file.
                     tf.set_carry(res.carry);
-                    return Ok(Drain::Done);
+                    if let Err(error) = outcome {
+                        tracing::warn!(source = %self.name, file = %tf.path.display(), %error,
+                            "Reading the copy of the truncated file failed; skipping the rest of it.");
+                    }
+                    self.end_recovery(key);
+                    at_end = false;
                 }
                 Ok(ReadOutcome::Truncated) => {
                     tf.set_carry(res.carry);
+                    if self.recover_from_copy(key).await {
+                        continue;
+                    }
+                    let Some(tf) = self.files.get_mut(&key) else {
+                        return Ok(Drain::Done);
+                    };
                     tracing::info!(source = %self.name, file = %tf.path.display(),
                         "File was truncated; reading it again from the start.");
                     tf.flush_all(&self.settings);
                     tf.truncated = true;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    tf.set_carry(res.carry);
+                    return Ok(Drain::Done);
                 }
                 Ok(ReadOutcome::Gone) => {
                     tf.set_carry(res.carry);
@@ -767,8 +897,16 @@ impl Runner {
                 tracing::info!(source = %self.name, file = %tf.path.display(), "File let go.");
                 self.by_path.retain(|_, k| *k != key);
             }
+            if let Some((slot, _)) = self.slots.remove(&key) {
+                if let Some(j) = &self.journal {
+                    j.note(slot, None);
+                }
+                self.free_slots.push(Reverse(slot));
+            }
         } else if let Some(tf) = self.files.get_mut(&key) {
             tf.file = None;
+            tf.paused = None;
+            tf.recovering = false;
             tracing::debug!(source = %self.name, file = %tf.path.display(), "Idle file closed.");
         }
         self.positions_dirty = true;
@@ -789,8 +927,85 @@ impl Runner {
             if let Some(tf) = self.files.get_mut(&key) {
                 tf.pos = end;
             }
+            self.journal_note(key);
             self.positions_dirty = true;
         }
+    }
+
+    /// After a truncation of `key` (its carry restored): finds the copy a copytruncate made
+    /// and switches the file's reading to it, from the read position on. True when found.
+    async fn recover_from_copy(&mut self, key: FileKey) -> bool {
+        let Some(probe) = self.files.get(&key).and_then(TailFile::copy_probe) else {
+            return false;
+        };
+        let followed: HashSet<FileKey> = self.files.keys().copied().collect();
+        let settings = Arc::clone(&self.settings);
+        let group = self.files.get(&key).map_or(0, |tf| tf.group);
+        let found = tokio::task::spawn_blocking(move || {
+            tailer::find_copy(&probe, |path, k| {
+                followed.contains(&k)
+                    || settings.groups.get(group).is_some_and(|g| {
+                        path.parent() == Some(g.dir.as_path())
+                            && path
+                                .file_name()
+                                .is_some_and(|n| g.pattern.is_match(&n.to_string_lossy()))
+                    })
+            })
+        })
+        .await
+        .ok()
+        .flatten();
+        let (Some((copy, file)), Some(tf)) = (found, self.files.get_mut(&key)) else {
+            return false;
+        };
+        tracing::info!(source = %self.name, file = %tf.path.display(), copy = %copy.display(),
+            from = tf.read_pos, "File was truncated; reading the rest from its copy first.");
+        tf.paused = tf.file.replace(Arc::new(file));
+        tf.recovering = true;
+        true
+    }
+
+    /// The copy of a truncated file is read: what it held back is delivered as for any
+    /// truncation, then the file itself is read again from 0.
+    fn end_recovery(&mut self, key: FileKey) {
+        if let Some(tf) = self.files.get_mut(&key) {
+            tf.recovering = false;
+            tf.file = tf.paused.take();
+            tf.flush_all(&self.settings);
+            tf.truncated = true;
+        }
+    }
+
+    /// Sends `key`'s committed position (and path) to the journal; allocates its slot on first
+    /// use.
+    fn journal_note(&mut self, key: FileKey) {
+        let (Some(journal), Some(tf)) = (self.journal.as_ref(), self.files.get(&key)) else {
+            return;
+        };
+        let (slot, path_hash) = match self.slots.get(&key) {
+            Some(&s) => s,
+            None => {
+                let slot = match self.free_slots.pop() {
+                    Some(Reverse(slot)) => slot,
+                    None => {
+                        self.next_slot += 1;
+                        self.next_slot - 1
+                    }
+                };
+                let s = (slot, journal::path_hash(&tf.path));
+                self.slots.insert(key, s);
+                s
+            }
+        };
+        journal.note(
+            slot,
+            Some(journal::Record {
+                dev: key.0,
+                inode: key.1,
+                pos: tf.pos,
+                path_hash,
+            }),
+        );
     }
 
     /// Idle closes, rotated files let go, multi-line flushes, position writes.

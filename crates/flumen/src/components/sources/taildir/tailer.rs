@@ -11,7 +11,10 @@
 //! - a line is only turned into an event once its `\n` has been read; `flush_all` (idle close,
 //!   rotated-away file let go, truncation) is the one place an incomplete line becomes an event;
 //! - bodies are slices of the chunk read (one allocation per read, none per line); one
-//!   trailing `\r` is stripped, as Flume does.
+//!   trailing `\r` is stripped, as Flume does;
+//! - `head` and `tail` are samples of the bytes read (the file's first bytes, the bytes just
+//!   before `read_pos`): the fingerprint that finds a copytruncate copy (see [`find_copy`]).
+//!   Both are empty when unknown (e.g. after a restart mid-file, before the next read).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -34,6 +37,13 @@ pub const READ_CHUNK: usize = 256 * 1024;
 /// A pending multi-line event larger than this is delivered as is, and the next line starts a
 /// new event, so a file that never matches the start pattern cannot grow memory without bound.
 pub const MULTILINE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes kept of the file's start and of what precedes `read_pos`, to recognise a copy.
+pub const SAMPLE: usize = 64;
+
+/// A copy older than this (by its status-change time) is not the copy of a truncation that
+/// just happened.
+pub const COPY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Header carrying a line's byte offset (Flume's `TaildirSource.BYTE_OFFSET_HEADER_KEY`).
 pub const BYTE_OFFSET_HEADER: &str = "byteoffset";
@@ -78,6 +88,15 @@ pub struct TailFile {
     pub orphan: bool,
     /// A truncation was seen: once the backlog is delivered, restart at offset 0.
     pub truncated: bool,
+    /// `file` is, for now, the copy a copytruncate made: the bytes it has beyond `read_pos`
+    /// are read from it before the truncated file is read again from 0.
+    pub recovering: bool,
+    /// The truncated file's own handle while `file` is its copy.
+    pub paused: Option<Arc<File>>,
+    /// Up to [`SAMPLE`] first bytes of the file (empty when not read from 0).
+    head: Vec<u8>,
+    /// Up to [`SAMPLE`] bytes just before `read_pos` (empty when unknown).
+    tail: Vec<u8>,
     /// Headers every event of this file gets: the group's, plus the file header.
     headers: Headers,
 }
@@ -126,6 +145,10 @@ impl TailFile {
             last_data: Instant::now(),
             orphan: false,
             truncated: false,
+            recovering: false,
+            paused: None,
+            head: Vec::new(),
+            tail: Vec::new(),
             headers: Headers::new(),
         };
         tf.set_path(path, settings);
@@ -193,6 +216,49 @@ impl TailFile {
         self.pos = offset;
         self.read_pos = offset;
         self.truncated = false;
+        // The bytes before `offset` are not known any more (and none are, after truncation).
+        self.tail.clear();
+        if offset == 0 {
+            self.head.clear();
+        }
+    }
+
+    /// Updates the samples with the bytes of a read: `chunk` starts at file offset `base` and
+    /// its new bytes (after the carry) start at `from`. Copies at most 2 × [`SAMPLE`] bytes.
+    pub fn note_read(&mut self, chunk: &[u8], base: u64, from: u64) {
+        let fresh = chunk
+            .get(usize::try_from(from.saturating_sub(base)).unwrap_or(usize::MAX)..)
+            .unwrap_or_default();
+        if from == 0 {
+            self.head.clear();
+        }
+        if self.head.len() < SAMPLE && from == self.head.len() as u64 {
+            let n = (SAMPLE - self.head.len()).min(fresh.len());
+            self.head.extend_from_slice(&fresh[..n]);
+        }
+        if fresh.len() >= SAMPLE {
+            self.tail.clear();
+            self.tail.extend_from_slice(&fresh[fresh.len() - SAMPLE..]);
+        } else {
+            self.tail.extend_from_slice(fresh);
+            let excess = self.tail.len().saturating_sub(SAMPLE);
+            self.tail.drain(..excess);
+        }
+    }
+
+    /// What [`find_copy`] needs to recognise this file's copy, or `None` when too little of the
+    /// file is known to tell a copy from another file.
+    pub fn copy_probe(&self) -> Option<CopyProbe> {
+        (self.head.len() + self.tail.len() >= 16).then(|| CopyProbe {
+            key: self.key,
+            dir: self
+                .path
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+            head: self.head.clone(),
+            tail: self.tail.clone(),
+            read_pos: self.read_pos,
+        })
     }
 
     fn make_event(&self, body: Bytes, offset: u64, settings: &Settings) -> Event {
@@ -305,6 +371,71 @@ impl TailFile {
         }
         self.flush_multi(settings);
     }
+}
+
+/// The fingerprint of a truncated file, to find its copy with [`find_copy`].
+#[derive(Debug, Clone)]
+pub struct CopyProbe {
+    /// The truncated file.
+    pub key: FileKey,
+    /// Its directory, where copytruncate puts the copy.
+    pub dir: PathBuf,
+    /// Its first bytes, as read.
+    pub head: Vec<u8>,
+    /// The bytes before `read_pos`, as read.
+    pub tail: Vec<u8>,
+    /// How far it had been read.
+    pub read_pos: u64,
+}
+
+/// Finds the copy a copytruncate rotation made of a file before truncating it: a regular
+/// file in the same directory, changed in the last [`COPY_MAX_AGE`], longer than what was read
+/// of the original, whose bytes at the same offsets equal the original's first bytes and the
+/// bytes just before `read_pos`. Files for which `skip` is true (followed files, names the
+/// group matches: they are read on their own) are not considered. The newest match wins.
+/// Blocking.
+pub fn find_copy(
+    probe: &CopyProbe,
+    skip: impl Fn(&Path, FileKey) -> bool,
+) -> Option<(PathBuf, File)> {
+    let now = std::time::SystemTime::now();
+    let mut best: Option<(std::time::SystemTime, PathBuf, File)> = None;
+    for entry in std::fs::read_dir(&probe.dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let key = key_of(&meta);
+        if !meta.is_file() || key == probe.key || meta.len() <= probe.read_pos || skip(&path, key) {
+            continue;
+        }
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        if now
+            .duration_since(changed)
+            .is_ok_and(|age| age > COPY_MAX_AGE)
+        {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let same = |at: u64, want: &[u8]| {
+            let mut buf = vec![0u8; want.len()];
+            file.read_exact_at(&mut buf, at).is_ok() && buf == want
+        };
+        let tail_at = probe.read_pos - probe.tail.len() as u64;
+        if same(0, &probe.head)
+            && same(tail_at, &probe.tail)
+            && best.as_ref().is_none_or(|(t, _, _)| changed > *t)
+        {
+            best = Some((changed, path, file));
+        }
+    }
+    best.map(|(_, path, file)| (path, file))
 }
 
 /// Metadata of an opened file: its key and size.

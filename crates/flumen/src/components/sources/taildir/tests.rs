@@ -44,9 +44,13 @@ struct Harness {
 }
 
 fn memory_channel() -> Arc<MemoryChannel> {
+    memory_channel_of(100_000, 1000)
+}
+
+fn memory_channel_of(capacity: usize, transaction_capacity: usize) -> Arc<MemoryChannel> {
     let config = MemoryChannelConfig {
-        capacity: 100_000,
-        transaction_capacity: 1000,
+        capacity,
+        transaction_capacity,
         ..Default::default()
     };
     Arc::new(MemoryChannel::new("c1", config, Arc::default()))
@@ -69,7 +73,11 @@ fn context(ch: Arc<MemoryChannel>) -> SourceContext {
 impl Harness {
     /// A fresh directory; nothing running yet.
     fn new() -> Self {
-        let ch = memory_channel();
+        Self::with_channel(memory_channel())
+    }
+
+    /// A fresh directory, delivering into `ch`.
+    fn with_channel(ch: Arc<MemoryChannel>) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             cx: context(ch.clone()),
@@ -782,4 +790,208 @@ async fn many_files_idle_cost() {
     );
     assert_eq!(got, written);
     h.stop().await;
+}
+
+// ---------------------------------------------------------------- copytruncate copy, journal
+
+/// Truncates `path` to 0 in place, as copytruncate does after its copy.
+fn truncate(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn copytruncate_behind_a_full_channel_recovers_lines_from_the_copy() {
+    // A channel of 100 events: the source reads the first 300 lines, delivers 100 and waits.
+    let mut h = Harness::with_channel(memory_channel_of(100, 100));
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    let log = h.path("logs/a.log");
+    append(&log, &lines("old-", 0..300));
+    h.start("a\\.log", &[("batchSize", "10")]);
+    let ch = h.ch.clone();
+    wait_until("a full channel", || ch.len() >= 100).await;
+    // Written while the source waits, then copied and truncated: only the copy has them.
+    // The last line has no newline yet when the copy is made; its end goes to the new file.
+    append(&log, &lines("old-", 300..400));
+    append(&log, "old-00400-partial");
+    std::fs::copy(&log, h.path("logs/a.log.1")).unwrap();
+    truncate(&log);
+    append(&log, &lines("new-", 0..50));
+    let mut want = expected("old-", 0..400);
+    want.push("old-00400-partial".into());
+    want.extend(expected("new-", 0..50));
+    let got = bodies(&h.take(want.len()).await);
+    h.stop().await;
+    assert_eq!(got, want);
+    assert!(h.take_now().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_truncation_without_a_copy_reads_from_the_start_and_ignores_other_files() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    let log = h.path("logs/a.log");
+    append(&log, &lines("old-", 0..100));
+    // Decoys: an older rotation (other content) and a followed file with the same content.
+    append(&h.path("logs/a.log.2"), &lines("older-", 0..500));
+    h.start("a\\.log|b\\.log", &[]);
+    assert_eq!(bodies(&h.take(100).await), expected("old-", 0..100));
+    append(&h.path("logs/b.log"), &lines("old-", 0..150));
+    assert_eq!(bodies(&h.take(150).await), expected("old-", 0..150));
+    truncate(&log);
+    append(&log, &lines("new-", 0..5));
+    assert_eq!(bodies(&h.take(5).await), expected("new-", 0..5));
+    h.stop().await;
+    assert!(h.take_now().await.is_empty());
+}
+
+#[test]
+fn samples_follow_the_bytes_read_and_find_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("a.log");
+    let text: String = (0..40).map(|i| format!("line {i:03}\n")).collect();
+    std::fs::write(&orig, &text).unwrap();
+    let meta = std::fs::metadata(&orig).unwrap();
+    let key = (meta.dev(), meta.ino());
+    let settings = config::deserialize(&props(&[
+        ("filegroups", "g1"),
+        ("filegroups.g1", "/x/a\\.log"),
+    ]))
+    .unwrap()
+    .0
+    .settings(&props(&[]))
+    .unwrap();
+    let mut tf = TailFile::new(key, orig.clone(), 0, None, 0, &settings);
+    assert!(tf.copy_probe().is_none(), "nothing read yet");
+    // Reads of 7, then 5 (with a carry of 3), then the rest, as `drain` sees them.
+    let b = text.as_bytes();
+    tf.note_read(&b[..7], 0, 0);
+    tf.note_read(&b[4..12], 4, 7);
+    tf.note_read(&b[12..200], 12, 12);
+    tf.read_pos = 200;
+    let probe = tf.copy_probe().unwrap();
+    assert_eq!(probe.head, &b[..tailer::SAMPLE]);
+    assert_eq!(probe.tail, &b[200 - tailer::SAMPLE..200]);
+    // Small reads keep a rolling window.
+    tf.note_read(&b[200..210], 200, 200);
+    tf.read_pos = 210;
+    assert_eq!(tf.copy_probe().unwrap().tail, &b[210 - tailer::SAMPLE..210]);
+    let probe = tf.copy_probe().unwrap();
+
+    let skip_none = |_: &Path, _: FileKey| false;
+    assert!(
+        tailer::find_copy(&probe, skip_none).is_none(),
+        "no copy yet"
+    );
+    std::fs::write(dir.path().join("a.log.1"), &text).unwrap();
+    // Same start, other bytes before the read position; and too short.
+    let mut other = text.clone().into_bytes();
+    other[205] = b'#';
+    std::fs::write(dir.path().join("other"), &other).unwrap();
+    std::fs::write(dir.path().join("short"), &b[..210]).unwrap();
+    let (found, _) = tailer::find_copy(&probe, skip_none).unwrap();
+    assert_eq!(found, dir.path().join("a.log.1"));
+    assert!(tailer::find_copy(&probe, |p, _| p.ends_with("a.log.1")).is_none());
+
+    // Truncation forgets the samples; a restart mid-file knows none before its first read.
+    tf.reset_to(0);
+    assert!(tf.copy_probe().is_none());
+    let mut tf = TailFile::new(key, orig, 0, None, 100, &settings);
+    assert!(tf.copy_probe().is_none());
+    tf.note_read(&b[100..150], 100, 100);
+    tf.read_pos = 150;
+    let probe = tf.copy_probe().unwrap();
+    assert!(probe.head.is_empty());
+    assert_eq!(probe.tail, &b[100..150], "only what was read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_resumes_from_the_journal_not_the_stale_position_file() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    let log = h.path("logs/a.log");
+    append(&log, &lines("j", 0..1000));
+    // The position file is written at startup (position 0), then not for 100 s.
+    let slow = [("batchSize", "100"), ("writePosInterval", "100000")];
+    h.start("a\\.log", &slow);
+    assert_eq!(bodies(&h.take(1000).await), expected("j", 0..1000));
+    let size = std::fs::metadata(&log).unwrap().len();
+    let jpath = journal::journal_path(&h.pos_file());
+    wait_until("the journal to hold the last commit", || {
+        journal::load_blocking(&jpath)
+            .unwrap()
+            .iter()
+            .any(|r| r.pos == size)
+    })
+    .await;
+    // Crash: no final position write.
+    let task = h.task.take().unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let stale = position::load_blocking(&h.pos_file()).unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].pos, 0, "the position file is the stale one");
+
+    append(&log, &lines("j", 1000..1010));
+    h.start("a\\.log", &slow);
+    assert_eq!(bodies(&h.take(10).await), expected("j", 1000..1010));
+    // The restart stored the merged positions at once and started a fresh journal.
+    let entries = position::load_blocking(&h.pos_file()).unwrap();
+    assert_eq!(entries[0].pos, size);
+    h.stop().await;
+    assert!(h.take_now().await.is_empty(), "nothing read twice");
+    assert!(!jpath.exists(), "a graceful stop removes the journal");
+    let entries = position::load_blocking(&h.pos_file()).unwrap();
+    assert_eq!(entries[0].pos, std::fs::metadata(&log).unwrap().len());
+}
+
+#[tokio::test]
+async fn a_journal_record_for_another_path_or_beyond_the_end_is_ignored() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    std::fs::create_dir_all(h.path("state")).unwrap();
+    let log = h.path("logs/a.log");
+    append(&log, &lines("r", 0..10)); // 7 bytes a line
+    let meta = std::fs::metadata(&log).unwrap();
+    let jpath = journal::journal_path(&h.pos_file());
+    let rec = |pos: u64, path: &Path| journal::Record {
+        dev: meta.dev(),
+        inode: meta.ino(),
+        pos,
+        path_hash: journal::path_hash(path),
+    };
+    // Position file: line 2; journal: line 5 but for another path.
+    std::fs::write(
+        h.pos_file(),
+        format!(
+            r#"[{{"inode":{},"pos":14,"file":"{}"}}]"#,
+            meta.ino(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&jpath, rec(35, &h.path("logs/other.log")).encode()).unwrap();
+    h.start("a\\.log", &[]);
+    assert_eq!(bodies(&h.take(8).await), expected("r", 2..10));
+    h.stop().await;
+    assert!(h.take_now().await.is_empty());
+
+    // Journal beyond the end (the file was truncated meanwhile): the position file's entry.
+    std::fs::write(&jpath, rec(700, &log).encode()).unwrap();
+    append(&log, &lines("r", 10..12));
+    h.start("a\\.log", &[]);
+    assert_eq!(bodies(&h.take(2).await), expected("r", 10..12));
+    h.stop().await;
+    assert!(h.take_now().await.is_empty());
+
+    // A valid journal record wins.
+    std::fs::write(&jpath, rec(77, &log).encode()).unwrap();
+    h.start("a\\.log", &[]);
+    assert_eq!(bodies(&h.take(1).await), expected("r", 11..12));
+    h.stop().await;
+    assert!(h.take_now().await.is_empty());
 }
