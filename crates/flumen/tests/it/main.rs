@@ -8,5 +8,6 @@ mod fanout;
 mod file_channel;
 mod interceptors;
 mod lifecycle;
+mod log_files;
 mod reload;
 mod sink_groups;
