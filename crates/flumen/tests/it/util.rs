@@ -58,40 +58,7 @@ impl Agent {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("flume.conf");
         std::fs::write(&conf, render(template, dir.path())).unwrap();
-        let mut child = Command::new(bin())
-            .args(["agent", "-n", "a1", "-f"])
-            .arg(&conf)
-            .args(["--poll-interval", "1"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let (child, log) = spawn_agent(&conf, extra);
         Agent {
             child,
             dir,
@@ -251,11 +218,13 @@ pub fn wait_for_within(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Starts `flumen agent -n a1 -f conf` and collects its stdout and stderr into one log.
-fn spawn_agent(conf: &Path) -> (Child, Arc<Mutex<String>>) {
+/// Starts agent `a1` on `conf` with `extra` arguments, collecting stdout and stderr into one log.
+fn spawn_agent(conf: &Path, extra: &[&str]) -> (Child, Arc<Mutex<String>>) {
     let mut child = Command::new(bin())
         .args(["agent", "-n", "a1", "-f"])
         .arg(conf)
         .args(["--poll-interval", "1"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -292,7 +261,7 @@ impl Agent {
     /// Starts agent `a1` on the configuration file `conf` (already written) in an existing
     /// directory, which the agent then owns (it is removed when the agent is dropped).
     pub fn start_in(dir: tempfile::TempDir, conf: PathBuf) -> Agent {
-        let (child, log) = spawn_agent(&conf);
+        let (child, log) = spawn_agent(&conf, &[]);
         Agent {
             child,
             dir,
@@ -333,7 +302,7 @@ impl Agent {
             self.child.try_wait().unwrap().is_some(),
             "restart: the previous agent process is still running"
         );
-        let (child, log) = spawn_agent(&self.conf);
+        let (child, log) = spawn_agent(&self.conf, &[]);
         self.child = child;
         let old = std::mem::replace(&mut self.log, log);
         // Give the old reader threads a moment to collect the last lines of the dead process.
