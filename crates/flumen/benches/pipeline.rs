@@ -76,26 +76,27 @@
 //! Every wait has a timeout, and every child process is owned by a guard that stops it
 //! (SIGTERM, then SIGKILL) when dropped, so a failed run leaves nothing behind.
 
-use std::collections::VecDeque;
+mod support;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
-/// Bytes per line, newline included.
-const LINE_LEN: usize = 200;
-/// Lines per chunk written by the client: 1 MiB, rounded down to whole lines.
+use support::{
+    FILLER, LINE_LEN, LINE_PREFIX, MemoryPoller, Proc, env_number, field_value, free_port,
+    kib_to_mib, lines_per_s, load_average, median_f64, median_u64, mib_per_s, null_sink,
+    only_from_env, read_status, spawn_flumen, tempdir, wait_null_sink, wait_until, wants,
+};
+
+/// Lines per chunk written by the client: 1 MiB, rounded down to whole lines. Each line is
+/// [`LINE_PREFIX`], its 7-digit index in the chunk, a space and [`FILLER`] cut to length.
 const CHUNK_LINES: usize = (1 << 20) / LINE_LEN;
-/// Start of every line, followed by its 7-digit index in the chunk and the filler.
-const LINE_PREFIX: &str = "2024-05-01T12:00:00.000Z bench-host app[4242]: seq=";
 /// Default lines per run.
 const DEFAULT_LINES: u64 = 5_000_000;
 /// Default lines per run of the durable workloads (every commit fsync'd is slower).
@@ -108,31 +109,15 @@ const FC_TIMEOUT: Duration = Duration::from_secs(900);
 const DEFAULT_RUNS: usize = 5;
 /// Longest wait for any one event (start-up, completion, a socket write).
 const TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a child gets to exit after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// Interval of the memory poller.
-const MEM_POLL: Duration = Duration::from_millis(50);
-/// Interval of the output-size poller.
-const FILE_POLL: Duration = Duration::from_millis(10);
 /// When idle RSS is read, counted from spawn.
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 /// The rsyslog daemon.
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
-/// What the null sink logs at DEBUG every `logEveryNEvents` events (see `sinks/null.rs`).
-const NULL_SINK_MESSAGE: &str = "Null sink discarded events.";
 /// First bytes of the end marker line sent to rsyslog in the null workload.
 const END_MARKER: &str = "FLUMEN-BENCH-END";
-/// Stderr lines of a child kept for error messages.
-const STDERR_TAIL: usize = 40;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if let Err(e) = run_all() {
-        eprintln!("pipeline bench failed: {e:#}");
-        std::process::exit(1);
-    }
+    support::run_bench(run_all);
 }
 
 /// What the run was asked to do.
@@ -160,18 +145,7 @@ impl Settings {
             "FLUMEN_BENCH_FC_SYNC_LINES must be at least 1"
         );
         ensure!(runs > 0, "FLUMEN_BENCH_RUNS must be at least 1");
-        let only = std::env::var("FLUMEN_BENCH_ONLY")
-            .ok()
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
-        if let Some(keys) = &only {
-            for key in keys {
-                ensure!(
-                    Workload::ALL.iter().any(|w| w.key() == key),
-                    "FLUMEN_BENCH_ONLY names an unknown workload {key:?}; known: {}",
-                    Workload::ALL.map(Workload::key).join(", ")
-                );
-            }
-        }
+        let only = only_from_env(&Workload::ALL.map(Workload::key))?;
         Ok(Self {
             lines,
             fc_lines,
@@ -182,21 +156,7 @@ impl Settings {
     }
 
     fn wants(&self, key: &str) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|keys| keys.iter().any(|k| k == key))
-    }
-}
-
-fn env_number(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .with_context(|| format!("{name}={v:?} is not a whole number")),
-        Err(_) => Ok(None),
+        wants(self.only.as_deref(), key)
     }
 }
 
@@ -321,7 +281,7 @@ struct Sample {
 
 impl Sample {
     fn rate(&self) -> f64 {
-        self.lines as f64 / self.elapsed.as_secs_f64()
+        lines_per_s(self.lines, self.elapsed)
     }
 }
 
@@ -374,8 +334,8 @@ fn run_all() -> Result<()> {
         }
         let summary = Summary {
             workload,
-            rate: median_f64(runs.iter().map(Sample::rate).collect()),
-            peak_kib: median_u64(runs.iter().map(|s| s.peak_kib).collect()),
+            rate: median_f64(runs.iter().map(Sample::rate)),
+            peak_kib: median_u64(runs.iter().map(|s| s.peak_kib)),
             idle_kib: {
                 let idle: Vec<u64> = runs.iter().filter_map(|s| s.idle_kib).collect();
                 (!idle.is_empty()).then(|| median_u64(idle))
@@ -483,14 +443,6 @@ fn print_table(summaries: &[Summary]) {
     }
 }
 
-/// The first three fields of `/proc/loadavg` (other work on the machine skews the figures).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
-}
-
 /// Lines/s in M above 100,000/s, else in k (the fsync'd rsyslog queues run at a few thousand).
 fn fmt_rate(rate: f64) -> String {
     if rate >= 100_000.0 {
@@ -500,36 +452,22 @@ fn fmt_rate(rate: f64) -> String {
     }
 }
 
-fn mib_per_s(lines_per_s: f64) -> f64 {
-    lines_per_s * LINE_LEN as f64 / (1024.0 * 1024.0)
-}
-
-fn kib_to_mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn median_f64(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn median_u64(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
 // ---------------------------------------------------------------------------------------------
 // Workloads
 
 fn flumen_netcat_null(bin: &Path, payload: &Payload) -> Result<Sample> {
     let dir = tempdir()?;
     let port = free_port()?;
-    let config = format!("{}{}", netcat_source(port), null_sink(payload.lines));
+    let config = format!(
+        "{}{}",
+        netcat_source(port),
+        null_sink(payload.lines, channel_capacity())
+    );
     let mut agent = spawn_flumen(bin, dir.path(), &config)?;
     let idle_kib = idle_rss(&mut agent)?;
     let memory = MemoryPoller::start(agent.pid);
     let (start, stream) = connect_and_send(port, payload, None, &mut agent)?;
-    wait_null_sink(&mut agent, payload.lines)?;
+    wait_null_sink(&mut agent, payload.lines, TIMEOUT)?;
     let elapsed = start.elapsed();
     let peak_kib = memory.stop()?;
     drop(stream);
@@ -552,12 +490,12 @@ fn flumen_seq_null(bin: &Path, lines: u64) -> Result<Sample> {
          a1.sources.r1.batchSize = 1000\n\
          a1.sources.r1.channels = c1\n\
          {}",
-        null_sink(lines)
+        null_sink(lines, channel_capacity())
     );
     let start = Instant::now();
     let mut agent = spawn_flumen(bin, dir.path(), &config)?;
     let memory = MemoryPoller::start(agent.pid);
-    wait_null_sink(&mut agent, lines)?;
+    wait_null_sink(&mut agent, lines, TIMEOUT)?;
     let elapsed = start.elapsed();
     let peak_kib = memory.stop()?;
     agent.stop();
@@ -597,6 +535,7 @@ fn flumen_netcat_file(bin: &Path, payload: &Payload) -> Result<Sample> {
     wait_until(
         &mut agent,
         "the file_roll output to reach its full size",
+        TIMEOUT,
         || Ok(dir_size(&out)? >= target),
     )?;
     let elapsed = start.elapsed();
@@ -637,9 +576,12 @@ fn rsyslog_null(payload: &Payload) -> Result<Sample> {
     let memory = MemoryPoller::start(daemon.pid);
     let marker = format!("{END_MARKER}\n");
     let (start, stream) = connect_and_send(port, payload, Some(marker.as_bytes()), &mut daemon)?;
-    wait_until(&mut daemon, "rsyslog to write the end marker", || {
-        Ok(std::fs::metadata(&done).is_ok_and(|m| m.len() > 0))
-    })?;
+    wait_until(
+        &mut daemon,
+        "rsyslog to write the end marker",
+        TIMEOUT,
+        || Ok(std::fs::metadata(&done).is_ok_and(|m| m.len() > 0)),
+    )?;
     let elapsed = start.elapsed();
     let peak_kib = memory.stop()?;
     drop(stream);
@@ -656,6 +598,7 @@ fn rsyslog_null(payload: &Payload) -> Result<Sample> {
     wait_until(
         &mut daemon,
         "impstats to show every line received and the main queue empty",
+        TIMEOUT,
         || {
             last = RsyslogStats::read(&stats, port)?;
             Ok(last.submitted == Some(submitted) && last.queue_size == Some(0))
@@ -727,6 +670,7 @@ fn rsyslog_file(payload: &Payload) -> Result<Sample> {
     wait_until(
         &mut daemon,
         "rsyslog's output to reach its full size",
+        TIMEOUT,
         || Ok(dir_size(&out_dir)? >= target),
     )?;
     let elapsed = start.elapsed();
@@ -793,7 +737,7 @@ fn flumen_netcat_filechannel_file(bin: &Path, payload: &Payload) -> Result<Sampl
     let (start, stream) = connect_and_send(port, payload, None, &mut agent)?;
     let target = payload.lines * LINE_LEN as u64;
     let mut wal_peak = 0;
-    wait_until_for(
+    wait_until(
         &mut agent,
         "the file_roll output to reach its full size",
         FC_TIMEOUT,
@@ -876,7 +820,7 @@ fn rsyslog_queued_file(payload: &Payload, disk_only: bool, sync: bool) -> Result
     let (start, stream) = connect_and_send(port, payload, None, &mut daemon)?;
     let target = payload.lines * LINE_LEN as u64;
     let mut spool_peak = 0;
-    wait_until_for(
+    wait_until(
         &mut daemon,
         "rsyslog's output to reach its full size",
         FC_TIMEOUT,
@@ -894,6 +838,7 @@ fn rsyslog_queued_file(payload: &Payload, disk_only: bool, sync: bool) -> Result
     wait_until(
         &mut daemon,
         "impstats to show every line processed by the omfile action",
+        TIMEOUT,
         || {
             text = read_optional(&stats)?;
             Ok(last_stat(&text, "out", "processed") == Some(payload.lines))
@@ -985,33 +930,6 @@ fn channel_capacity() -> u64 {
         .unwrap_or(10_000)
 }
 
-fn null_sink(lines: u64) -> String {
-    format!(
-        "a1.channels = c1\n\
-         a1.channels.c1.type = memory\n\
-         a1.channels.c1.capacity = {cap}\n\
-         a1.channels.c1.transactionCapacity = 1000\n\
-         a1.sinks = k1\n\
-         a1.sinks.k1.type = null\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.batchSize = 1000\n\
-         a1.sinks.k1.logEveryNEvents = {lines}\n",
-        cap = channel_capacity()
-    )
-}
-
-fn spawn_flumen(bin: &Path, dir: &Path, config: &str) -> Result<Proc> {
-    let conf = dir.join("flume.conf");
-    std::fs::write(&conf, config).context("writing the agent's configuration")?;
-    let mut cmd = Command::new(bin);
-    cmd.args(["agent", "-n", "a1", "-f"])
-        .arg(&conf)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn,flumen::components::sinks::null=debug")
-        .env("NO_COLOR", "1");
-    Proc::spawn("flumen agent", cmd, None)
-}
-
 fn spawn_rsyslog(dir: &Path, port: u16, modules: &str, ruleset: &str) -> Result<Proc> {
     let conf = dir.join("rsyslog.conf");
     let pidfile = dir.join("rsyslogd.pid");
@@ -1050,237 +968,6 @@ fn rsyslog_version() -> String {
         .unwrap_or_else(|| "rsyslogd (version unknown)".to_owned())
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading a bound port")?
-        .port())
-}
-
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("flumen-bench-")
-        .tempdir()
-        .context("creating a temporary directory")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-/// A child process that is stopped when dropped, with its stderr collected by a thread.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    pid: u32,
-    spawned: Instant,
-    /// The last lines of stderr, for error messages.
-    tail: Arc<Mutex<VecDeque<String>>>,
-    /// Values of `events=` of each null sink progress line, in order.
-    progress: Receiver<u64>,
-    reader: Option<JoinHandle<()>>,
-    /// rsyslog's pid file: removed by the daemon on a clean exit, removed here otherwise.
-    pidfile: Option<PathBuf>,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, pidfile: Option<PathBuf>) -> Result<Self> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let spawned = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name} ({cmd:?})"))?;
-        let pid = child.id();
-        let stderr = child.stderr.take().expect("stderr was set to piped");
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let (tx, progress) = mpsc::channel();
-        let reader = {
-            let tail = tail.clone();
-            thread::Builder::new()
-                .name(format!("{name} stderr"))
-                .spawn(move || read_stderr(stderr, &tail, &tx))
-                .context("starting a stderr reader thread")?
-        };
-        Ok(Self {
-            name,
-            child,
-            pid,
-            spawned,
-            tail,
-            progress,
-            reader: Some(reader),
-            pidfile,
-        })
-    }
-
-    /// An error if the process has exited, with its status and last stderr lines.
-    fn check_alive(&mut self) -> Result<()> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(anyhow!(
-                "{} exited early ({status}); last stderr lines:\n{}",
-                self.name,
-                self.stderr_tail()
-            )),
-            Err(e) => Err(anyhow!("cannot poll {}: {e}", self.name)),
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-        if tail.is_empty() {
-            return "  (none)".to_owned();
-        }
-        tail.iter().map(|l| format!("  {l}\n")).collect()
-    }
-
-    /// SIGTERM, then SIGKILL after a grace period; waits for the exit.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let deadline = Instant::now() + STOP_GRACE;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(10));
-            }
-            if matches!(self.child.try_wait(), Ok(None)) {
-                eprintln!(
-                    "{} (pid {}) did not exit {STOP_GRACE:?} after SIGTERM; killing it",
-                    self.name, self.pid
-                );
-                let _ = self.child.kill();
-            }
-        }
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        if let Some(pidfile) = &self.pidfile {
-            let _ = std::fs::remove_file(pidfile);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn read_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>, progress: &mpsc::Sender<u64>) {
-    let mut reader = BufReader::new(stderr);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = strip_ansi(&String::from_utf8_lossy(&buf));
-        let line = line.trim_end().to_owned();
-        if line.contains(NULL_SINK_MESSAGE)
-            && let Some(events) = field_value(&line, "events=")
-        {
-            let _ = progress.send(events);
-        }
-        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-        if tail.len() == STDERR_TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-}
-
-/// `s` without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The number right after `pat` in `line`.
-fn field_value(line: &str, pat: &str) -> Option<u64> {
-    let at = line.find(pat)? + pat.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Waits for the null sink's progress line reporting `lines` events.
-fn wait_null_sink(agent: &mut Proc, lines: u64) -> Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match agent.progress.recv_timeout(Duration::from_millis(100)) {
-            Ok(events) if events >= lines => return Ok(()),
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
-                agent.check_alive()?;
-                if Instant::now() >= deadline {
-                    bail!(
-                        "timed out after {TIMEOUT:?} waiting for the null sink to report {lines} \
-                         events; last stderr lines:\n{}",
-                        agent.stderr_tail()
-                    );
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                agent.check_alive()?;
-                bail!(
-                    "{} closed stderr without reporting {lines} events; last stderr lines:\n{}",
-                    agent.name,
-                    agent.stderr_tail()
-                );
-            }
-        }
-    }
-}
-
-/// Polls `done` every 10 ms until it is true, the process dies, or the timeout passes.
-fn wait_until(proc: &mut Proc, what: &str, done: impl FnMut() -> Result<bool>) -> Result<()> {
-    wait_until_for(proc, what, TIMEOUT, done)
-}
-
-/// As [`wait_until`], with its own timeout.
-fn wait_until_for(
-    proc: &mut Proc,
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done()? {
-            return Ok(());
-        }
-        proc.check_alive()?;
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {timeout:?} waiting for {what}; last stderr lines of {}:\n{}",
-                proc.name,
-                proc.stderr_tail()
-            );
-        }
-        thread::sleep(FILE_POLL);
-    }
-}
-
 /// `VmRSS` one second after spawn, in KiB.
 fn idle_rss(proc: &mut Proc) -> Result<u64> {
     let wait = IDLE_AFTER.saturating_sub(proc.spawned.elapsed());
@@ -1294,94 +981,6 @@ fn idle_rss(proc: &mut Proc) -> Result<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Memory
-
-#[derive(Default)]
-struct ProcStatus {
-    hwm_kib: Option<u64>,
-    rss_kib: Option<u64>,
-}
-
-fn read_status(pid: u32) -> std::io::Result<ProcStatus> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let mut status = ProcStatus::default();
-    for line in text.lines() {
-        let kib = |l: &str| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        if line.starts_with("VmHWM:") {
-            status.hwm_kib = kib(line);
-        } else if line.starts_with("VmRSS:") {
-            status.rss_kib = kib(line);
-        }
-    }
-    Ok(status)
-}
-
-/// Reads `/proc/<pid>/status` every 50 ms and keeps the highest `VmHWM` and `VmRSS` seen.
-struct MemoryPoller {
-    pid: u32,
-    stop: Arc<AtomicBool>,
-    /// Taken by `stop`; when still here at drop (a failed run), the thread is told to end.
-    handle: Option<JoinHandle<u64>>,
-}
-
-impl MemoryPoller {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut peak = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(s) = read_status(pid) {
-                        peak = peak.max(s.hwm_kib.unwrap_or(0)).max(s.rss_kib.unwrap_or(0));
-                    }
-                    thread::sleep(MEM_POLL);
-                }
-                peak
-            })
-        };
-        Self {
-            pid,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops polling and returns the peak in KiB, read once more now (the process is alive).
-    fn stop(mut self) -> Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        let last =
-            read_status(self.pid).with_context(|| format!("reading /proc/{}/status", self.pid))?;
-        let polled = self
-            .handle
-            .take()
-            .expect("stop consumes the poller, so the handle is still there")
-            .join()
-            .map_err(|_| anyhow!("the memory poller thread panicked"))?;
-        let peak = polled.max(last.hwm_kib.unwrap_or(0));
-        ensure!(
-            peak > 0,
-            "no VmHWM/VmRSS could be read for pid {}",
-            self.pid
-        );
-        Ok(peak)
-    }
-}
-
-impl Drop for MemoryPoller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Client and output
 
 /// The lines to send: one pre-built 1 MiB chunk, written as many times as needed.
@@ -1392,9 +991,6 @@ struct Payload {
 
 impl Payload {
     fn new(lines: u64) -> Self {
-        const FILLER: &[u8] = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do \
-                                eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim \
-                                ad minim veniam quis nostrud exercitation ullamco laboris ";
         let mut chunk = Vec::with_capacity(CHUNK_LINES * LINE_LEN);
         for i in 0..CHUNK_LINES {
             let start = chunk.len();

@@ -46,27 +46,25 @@
 //! Every wait has a timeout, and every agent is owned by a guard that stops it (SIGTERM, then
 //! SIGKILL) when dropped, so a failed run leaves nothing behind.
 
-use std::collections::VecDeque;
+mod support;
+
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
-/// Bytes per line, newline included.
-const LINE_LEN: usize = 200;
-/// Start of every line of the big file, followed by its 9-digit index and the filler.
-const LINE_PREFIX: &str = "2024-05-01T12:00:00.000Z bench-host app[4242]: seq=";
-/// Filler after the prefix, cut to length.
-const FILLER: &[u8] = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod \
-                        tempor incididunt ut labore et dolore magna aliqua ut enim ad minim \
-                        veniam quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea ";
+use support::{
+    FILLER, LINE_LEN, LINE_PREFIX, MemoryPoller, env_number, field_value, kib_to_mib, lines_per_s,
+    load_average, median_f64, median_u64, mib, mib_per_s, null_sink, only_from_env, read_status,
+    spawn_flumen, tempdir, wait_null_sink, wait_until, wants,
+};
+
+/// Memory channel capacity of every workload.
+const CHANNEL_CAPACITY: u64 = 10_000;
 /// Default lines of the pre-written file.
 const DEFAULT_TAIL_LINES: u64 = 2_000_000;
 /// Default runs per workload.
@@ -85,14 +83,6 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 const IDLE_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for `cat`, and for the spooldir rename.
 const SHORT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a child gets to exit after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// Interval of the memory poller.
-const MEM_POLL: Duration = Duration::from_millis(50);
-/// What the null sink logs at DEBUG every `logEveryNEvents` events (see `sinks/null.rs`).
-const NULL_SINK_MESSAGE: &str = "Null sink discarded events.";
-/// Stderr lines of a child kept for error messages.
-const STDERR_TAIL: usize = 40;
 /// Targets from issue 4.
 const TARGET_LINES_PER_S: f64 = 1_500_000.0;
 const TARGET_IDLE_CPU_PCT: f64 = 2.0;
@@ -104,13 +94,7 @@ const KEY_SPOOLDIR: &str = "spooldir-null";
 const KEYS: [&str; 3] = [KEY_TAILDIR, KEY_IDLE, KEY_SPOOLDIR];
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if let Err(e) = run_all() {
-        eprintln!("tailing bench failed: {e:#}");
-        std::process::exit(1);
-    }
+    support::run_bench(run_all);
 }
 
 /// What the run was asked to do.
@@ -145,18 +129,7 @@ impl Settings {
             Ok("keep-open") => true,
             Ok(other) => bail!("FLUMEN_BENCH_IDLE_WRITER={other:?}: use reopen or keep-open"),
         };
-        let only: Option<Vec<String>> = std::env::var("FLUMEN_BENCH_ONLY")
-            .ok()
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
-        if let Some(keys) = &only {
-            for key in keys {
-                ensure!(
-                    KEYS.contains(&key.as_str()),
-                    "FLUMEN_BENCH_ONLY names an unknown workload {key:?}; known: {}",
-                    KEYS.join(", ")
-                );
-            }
-        }
+        let only = only_from_env(&KEYS)?;
         Ok(Self {
             runs,
             tail_lines,
@@ -169,26 +142,12 @@ impl Settings {
     }
 
     fn wants(&self, key: &str) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|keys| keys.iter().any(|k| k == key))
+        wants(self.only.as_deref(), key)
     }
 
     /// Lines written in the slow-writing window.
     fn idle_lines(&self) -> u64 {
         self.idle_secs * self.idle_rate
-    }
-}
-
-fn env_number(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .with_context(|| format!("{name}={v:?} is not a whole number")),
-        Err(_) => Ok(None),
     }
 }
 
@@ -203,7 +162,7 @@ struct Throughput {
 
 impl Throughput {
     fn rate(&self) -> f64 {
-        self.lines as f64 / self.elapsed.as_secs_f64()
+        lines_per_s(self.lines, self.elapsed)
     }
 }
 
@@ -388,8 +347,8 @@ fn print_summary(
     }
     if !idle.is_empty() {
         let cpu = median_f64(idle.iter().map(IdleSample::cpu_pct));
-        let rss = kib_to_mib(median_u64(idle.iter().map(|r| r.rss_end_kib).collect()));
-        let hwm = kib_to_mib(median_u64(idle.iter().map(|r| r.peak_kib).collect()));
+        let rss = kib_to_mib(median_u64(idle.iter().map(|r| r.rss_end_kib)));
+        let hwm = kib_to_mib(median_u64(idle.iter().map(|r| r.peak_kib)));
         let worst_hwm = kib_to_mib(idle.iter().map(|r| r.peak_kib).max().unwrap_or(0));
         let list: Vec<String> = idle.iter().map(|r| format!("{:.2}", r.cpu_pct())).collect();
         println!(
@@ -420,37 +379,6 @@ fn print_summary(
 
 fn met_str(met: bool) -> &'static str {
     if met { "met" } else { "not met" }
-}
-
-/// The first three fields of `/proc/loadavg` (other work on the machine skews the figures).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn mib_per_s(lines_per_s: f64) -> f64 {
-    lines_per_s * LINE_LEN as f64 / (1024.0 * 1024.0)
-}
-
-fn kib_to_mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn median_f64(v: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = v.collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn median_u64(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,7 +469,7 @@ fn taildir_null(bin: &Path, file: &Path, lines: u64) -> Result<Throughput> {
          a1.sources.r1.channels = c1\n\
          {}",
         positions.display(),
-        null_sink(lines)
+        null_sink(lines, CHANNEL_CAPACITY)
     );
     let start = Instant::now();
     let mut agent = spawn_flumen(bin, dir.path(), &config)?;
@@ -582,7 +510,7 @@ fn spooldir_null(bin: &Path, file: &Path, lines: u64) -> Result<Throughput> {
          a1.sources.r1.channels = c1\n\
          {}",
         spool.display(),
-        null_sink(lines)
+        null_sink(lines, CHANNEL_CAPACITY)
     );
     let start = Instant::now();
     let mut agent = spawn_flumen(bin, dir.path(), &config)?;
@@ -591,9 +519,12 @@ fn spooldir_null(bin: &Path, file: &Path, lines: u64) -> Result<Throughput> {
     let elapsed = start.elapsed();
     let peak_kib = memory.stop()?;
     let completed = spool.join("big.log.COMPLETED");
-    wait_until(&mut agent, "the spooled file to be renamed", || {
-        completed.exists()
-    })?;
+    wait_until(
+        &mut agent,
+        "the spooled file to be renamed",
+        SHORT_TIMEOUT,
+        || Ok(completed.exists()),
+    )?;
     agent.stop();
     Ok(Throughput {
         elapsed,
@@ -628,7 +559,7 @@ fn taildir_idle(bin: &Path, settings: &Settings, ticks: u64) -> Result<IdleSampl
          {}",
         logs.display(),
         dir.path().join("taildir_position.json").display(),
-        null_sink(total)
+        null_sink(total, CHANNEL_CAPACITY)
     );
     let mut agent = spawn_flumen(bin, dir.path(), &config)?;
     let memory = MemoryPoller::start(agent.pid);
@@ -694,40 +625,7 @@ fn taildir_idle(bin: &Path, settings: &Settings, ticks: u64) -> Result<IdleSampl
 }
 
 // ---------------------------------------------------------------------------------------------
-// Agent set-up
-
-fn null_sink(lines: u64) -> String {
-    format!(
-        "a1.channels = c1\n\
-         a1.channels.c1.type = memory\n\
-         a1.channels.c1.capacity = 10000\n\
-         a1.channels.c1.transactionCapacity = 1000\n\
-         a1.sinks = k1\n\
-         a1.sinks.k1.type = null\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.batchSize = 1000\n\
-         a1.sinks.k1.logEveryNEvents = {lines}\n"
-    )
-}
-
-fn spawn_flumen(bin: &Path, dir: &Path, config: &str) -> Result<Proc> {
-    let conf = dir.join("flume.conf");
-    std::fs::write(&conf, config).context("writing the agent's configuration")?;
-    let mut cmd = Command::new(bin);
-    cmd.args(["agent", "-n", "a1", "-f"])
-        .arg(&conf)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn,flumen::components::sinks::null=debug")
-        .env("NO_COLOR", "1");
-    Proc::spawn("flumen agent", cmd)
-}
-
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("flumen-bench-tailing-")
-        .tempdir()
-        .context("creating a temporary directory")
-}
+// CPU
 
 /// Clock ticks per second (`getconf CLK_TCK`), 100 when it cannot be asked.
 fn clock_ticks() -> u64 {
@@ -758,289 +656,4 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
             .with_context(|| format!("no field {n} in /proc/{pid}/stat"))
     };
     Ok(field(14)? + field(15)?)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-/// A child process that is stopped when dropped, with its stderr collected by a thread.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    pid: u32,
-    /// The last lines of stderr, for error messages.
-    tail: Arc<Mutex<VecDeque<String>>>,
-    /// Values of `events=` of each null sink progress line, in order.
-    progress: Receiver<u64>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command) -> Result<Self> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name} ({cmd:?})"))?;
-        let pid = child.id();
-        let stderr = child.stderr.take().expect("stderr was set to piped");
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let (tx, progress) = mpsc::channel();
-        let reader = {
-            let tail = tail.clone();
-            thread::Builder::new()
-                .name(format!("{name} stderr"))
-                .spawn(move || read_stderr(stderr, &tail, &tx))
-                .context("starting a stderr reader thread")?
-        };
-        Ok(Self {
-            name,
-            child,
-            pid,
-            tail,
-            progress,
-            reader: Some(reader),
-        })
-    }
-
-    /// An error if the process has exited, with its status and last stderr lines.
-    fn check_alive(&mut self) -> Result<()> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(anyhow!(
-                "{} exited early ({status}); last stderr lines:\n{}",
-                self.name,
-                self.stderr_tail()
-            )),
-            Err(e) => Err(anyhow!("cannot poll {}: {e}", self.name)),
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-        if tail.is_empty() {
-            return "  (none)".to_owned();
-        }
-        tail.iter().map(|l| format!("  {l}\n")).collect()
-    }
-
-    /// SIGTERM, then SIGKILL after a grace period; waits for the exit.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let deadline = Instant::now() + STOP_GRACE;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(10));
-            }
-            if matches!(self.child.try_wait(), Ok(None)) {
-                eprintln!(
-                    "{} (pid {}) did not exit {STOP_GRACE:?} after SIGTERM; killing it",
-                    self.name, self.pid
-                );
-                let _ = self.child.kill();
-            }
-        }
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn read_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>, progress: &mpsc::Sender<u64>) {
-    let mut reader = BufReader::new(stderr);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = strip_ansi(&String::from_utf8_lossy(&buf));
-        let line = line.trim_end().to_owned();
-        if line.contains(NULL_SINK_MESSAGE)
-            && let Some(events) = field_value(&line, "events=")
-        {
-            let _ = progress.send(events);
-        }
-        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-        if tail.len() == STDERR_TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    }
-}
-
-/// `s` without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The number right after `pat` in `line` (spaces after `pat` skipped).
-fn field_value(line: &str, pat: &str) -> Option<u64> {
-    let at = line.find(pat)? + pat.len();
-    let digits: String = line[at..]
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Waits for the null sink's progress line reporting `lines` events.
-fn wait_null_sink(agent: &mut Proc, lines: u64, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match agent.progress.recv_timeout(Duration::from_millis(100)) {
-            Ok(events) if events >= lines => return Ok(()),
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
-                agent.check_alive()?;
-                if Instant::now() >= deadline {
-                    bail!(
-                        "timed out after {timeout:?} waiting for the null sink to report {lines} \
-                         events; last stderr lines:\n{}",
-                        agent.stderr_tail()
-                    );
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                agent.check_alive()?;
-                bail!(
-                    "{} closed stderr without reporting {lines} events; last stderr lines:\n{}",
-                    agent.name,
-                    agent.stderr_tail()
-                );
-            }
-        }
-    }
-}
-
-/// Polls `done` every 10 ms until it is true, the process dies, or the short timeout passes.
-fn wait_until(proc: &mut Proc, what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + SHORT_TIMEOUT;
-    loop {
-        if done() {
-            return Ok(());
-        }
-        proc.check_alive()?;
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {SHORT_TIMEOUT:?} waiting for {what}; last stderr lines of {}:\n{}",
-                proc.name,
-                proc.stderr_tail()
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Memory
-
-#[derive(Default)]
-struct ProcStatus {
-    hwm_kib: Option<u64>,
-    rss_kib: Option<u64>,
-}
-
-fn read_status(pid: u32) -> std::io::Result<ProcStatus> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let mut status = ProcStatus::default();
-    for line in text.lines() {
-        let kib = |l: &str| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        if line.starts_with("VmHWM:") {
-            status.hwm_kib = kib(line);
-        } else if line.starts_with("VmRSS:") {
-            status.rss_kib = kib(line);
-        }
-    }
-    Ok(status)
-}
-
-/// Reads `/proc/<pid>/status` every 50 ms and keeps the highest `VmHWM` and `VmRSS` seen.
-struct MemoryPoller {
-    pid: u32,
-    stop: Arc<AtomicBool>,
-    /// Taken by `stop`; when still here at drop (a failed run), the thread is told to end.
-    handle: Option<JoinHandle<u64>>,
-}
-
-impl MemoryPoller {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut peak = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(s) = read_status(pid) {
-                        peak = peak.max(s.hwm_kib.unwrap_or(0)).max(s.rss_kib.unwrap_or(0));
-                    }
-                    thread::sleep(MEM_POLL);
-                }
-                peak
-            })
-        };
-        Self {
-            pid,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops polling and returns the peak in KiB, read once more now (the process is alive).
-    fn stop(mut self) -> Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        let last =
-            read_status(self.pid).with_context(|| format!("reading /proc/{}/status", self.pid))?;
-        let polled = self
-            .handle
-            .take()
-            .expect("stop consumes the poller, so the handle is still there")
-            .join()
-            .map_err(|_| anyhow!("the memory poller thread panicked"))?;
-        let peak = polled.max(last.hwm_kib.unwrap_or(0));
-        ensure!(
-            peak > 0,
-            "no VmHWM/VmRSS could be read for pid {}",
-            self.pid
-        );
-        Ok(peak)
-    }
-}
-
-impl Drop for MemoryPoller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
 }
