@@ -406,10 +406,11 @@ impl Writer {
             }
         }
         self.consume(grown);
+        // Before completing: once a commit returns, the take reserve behind it is in place.
+        self.ensure_reserve();
         for p in planned {
             complete(p.done, Ok(()));
         }
-        self.ensure_reserve();
     }
 
     /// Syncs the current segment if it has unsynced bytes.
