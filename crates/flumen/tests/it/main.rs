@@ -10,4 +10,5 @@ mod interceptors;
 mod lifecycle;
 mod log_files;
 mod reload;
+mod rpc_thrift;
 mod sink_groups;

@@ -11,10 +11,15 @@ use super::SinkDescriptor;
 pub mod file_roll;
 pub mod logger;
 pub mod null;
+pub mod thrift;
 
 /// Every sink type flumen knows, one line each.
-pub static SINKS: &[SinkDescriptor] =
-    &[logger::DESCRIPTOR, null::DESCRIPTOR, file_roll::DESCRIPTOR];
+pub static SINKS: &[SinkDescriptor] = &[
+    logger::DESCRIPTOR,
+    null::DESCRIPTOR,
+    file_roll::DESCRIPTOR,
+    thrift::DESCRIPTOR,
+];
 
 /// Appends `headers` the way Java's `Map.toString()` prints them: `{k1=v1, k2=v2}`, `{}` when
 /// empty. Flume writes headers this way in the logger sink and the `header_and_text`

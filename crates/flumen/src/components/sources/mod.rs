@@ -12,6 +12,7 @@ pub mod seq;
 pub mod spooldir;
 pub mod stress;
 pub mod taildir;
+pub mod thrift;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -25,4 +26,5 @@ pub static SOURCES: &[SourceDescriptor] = &[
     exec::DESCRIPTOR,
     taildir::DESCRIPTOR,
     spooldir::DESCRIPTOR,
+    thrift::DESCRIPTOR,
 ];

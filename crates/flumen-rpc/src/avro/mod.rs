@@ -1,0 +1,1 @@
+//! Avro RPC: being written (next session).

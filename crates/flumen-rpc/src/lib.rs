@@ -1,0 +1,12 @@
+//! Flume's RPC wire protocols, byte for byte as Flume 1.11 speaks them, so flumen agents and
+//! Java Flume agents (and Flume SDK clients) can talk to each other in both directions.
+//!
+//! Each protocol is a sans-I/O codec (`tokio_util::codec` encoders and decoders over
+//! `BytesMut`: fuzzable, no sockets) plus a thin tokio client and server on top.
+//!
+//! # Layout
+//! - [`avro`]: Netty framing, the Avro IPC handshake, `append`/`appendBatch`, `Status`.
+//! - [`thrift`]: framed transport, compact and binary protocols, `append`/`appendBatch`.
+
+pub mod avro;
+pub mod thrift;
