@@ -10,5 +10,6 @@ mod interceptors;
 mod lifecycle;
 mod log_files;
 mod reload;
+mod rpc_avro;
 mod rpc_thrift;
 mod sink_groups;

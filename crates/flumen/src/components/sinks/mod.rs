@@ -8,6 +8,7 @@ use flumen_core::Headers;
 
 use super::SinkDescriptor;
 
+pub mod avro;
 pub mod file_roll;
 pub mod logger;
 pub mod null;
@@ -19,6 +20,7 @@ pub static SINKS: &[SinkDescriptor] = &[
     null::DESCRIPTOR,
     file_roll::DESCRIPTOR,
     thrift::DESCRIPTOR,
+    avro::DESCRIPTOR,
 ];
 
 /// Appends `headers` the way Java's `Map.toString()` prints them: `{k1=v1, k2=v2}`, `{}` when

@@ -5,6 +5,7 @@
 
 use super::SourceDescriptor;
 
+pub mod avro;
 pub mod exec;
 pub mod netcat;
 pub mod netcat_udp;
@@ -27,4 +28,5 @@ pub static SOURCES: &[SourceDescriptor] = &[
     taildir::DESCRIPTOR,
     spooldir::DESCRIPTOR,
     thrift::DESCRIPTOR,
+    avro::DESCRIPTOR,
 ];

@@ -1,0 +1,219 @@
+//! A thin tokio Avro RPC server: accepts connections, runs the handshake per connection, and
+//! hands each `append`/`appendBatch` to an [`AvroHandler`], answering with its [`Status`].
+//!
+//! Invariants: requests of one connection are answered in order, each with its own serial
+//! (pipelined requests are therefore answered correctly); a call is executed only after a
+//! handshake other than NONE; malformed input closes the connection with a logged error;
+//! every loop selects on the shutdown token, and `serve` returns only after every connection
+//! task has ended.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use super::framing::{DEFAULT_MAX_FRAME, Frame, FrameError, WireCodec};
+use super::handshake::{HandshakeMatch, HandshakeRequest, KnownProtocols};
+use super::protocol::{Call, Reader, Status, put_result, read_call};
+use super::tls::TlsAcceptor;
+
+/// What the server does with calls.
+pub trait AvroHandler: Send + Sync + 'static {
+    /// Executes `append` / `appendBatch` and returns the status to answer. Never called for a
+    /// ping.
+    fn call(&self, call: Call) -> BoxFuture<'_, Status>;
+    /// A connection was accepted.
+    fn connection_opened(&self, _peer: SocketAddr) {}
+    /// A connection ended.
+    fn connection_closed(&self, _peer: SocketAddr) {}
+}
+
+/// Server settings.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Largest request frame accepted.
+    pub max_frame: usize,
+    /// zlib-compressed connections (`compression-type = deflate`).
+    pub deflate: bool,
+    /// TLS (`ssl = true`); see [`super::tls`].
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("max_frame", &self.max_frame)
+            .field("deflate", &self.deflate)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_frame: DEFAULT_MAX_FRAME,
+            deflate: false,
+            tls: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    fn codec(&self) -> WireCodec {
+        if self.deflate {
+            WireCodec::deflate(self.max_frame, 6)
+        } else {
+            WireCodec::plain(self.max_frame)
+        }
+    }
+}
+
+/// Decides whether a peer may connect (the source's `ipFilterRules`).
+pub type PeerFilter = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+/// Serves `listener` until `shutdown` fires, then waits for every connection.
+pub async fn serve<H: AvroHandler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    options: ServerOptions,
+    filter: Option<PeerFilter>,
+    shutdown: CancellationToken,
+) {
+    let known = Arc::new(Mutex::new(KnownProtocols::default()));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(f) = &filter
+                        && !f(peer)
+                    {
+                        tracing::info!(%peer, "Connection refused by the IP filter.");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let (h, k, s) = (handler.clone(), known.clone(), shutdown.clone());
+                    let options = options.clone();
+                    connections.spawn(async move {
+                        h.connection_opened(peer);
+                        let served = match options.tls.clone() {
+                            None => serve_connection(stream, &*h, &k, &options, s).await,
+                            Some(acceptor) => {
+                                let handshake = tokio::select! {
+                                    () = s.cancelled() => None,
+                                    r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
+                                };
+                                match handshake {
+                                    None => Ok(()),
+                                    Some(Ok(Ok(tls))) => serve_connection(tls, &*h, &k, &options, s).await,
+                                    Some(Ok(Err(e))) => Err(FrameError::Invalid(format!("TLS handshake failed: {e}"))),
+                                    Some(Err(_)) => Err(FrameError::Invalid("TLS handshake timed out".into())),
+                                }
+                            }
+                        };
+                        if let Err(error) = served {
+                            tracing::warn!(%peer, %error, "Avro connection closed on an error.");
+                        }
+                        h.connection_closed(peer);
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Accepting a connection failed.");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection (any byte stream) until the peer closes it, it breaks, or shutdown.
+///
+/// # Errors
+/// Malformed frames or data, or a socket error; the connection must be dropped.
+pub async fn serve_connection<S, H>(
+    stream: S,
+    handler: &H,
+    known: &Mutex<KnownProtocols>,
+    options: &ServerOptions,
+    shutdown: CancellationToken,
+) -> Result<(), FrameError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: AvroHandler + ?Sized,
+{
+    let mut framed = Framed::new(stream, options.codec());
+    let mut connected = false;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(()),
+            next = framed.next() => match next {
+                None => return Ok(()),
+                Some(frame) => frame?,
+            },
+        };
+        let mut out = BytesMut::new();
+        let mut r = Reader::new(frame.payload);
+        if !connected {
+            let req = HandshakeRequest::read(&mut r).map_err(invalid)?;
+            let resp = known
+                .lock()
+                .map_err(|_| FrameError::Invalid("handshake state poisoned".into()))?
+                .answer(&req);
+            resp.write(&mut out);
+            tracing::debug!(matched = ?resp.matched, with_text = req.client_protocol.is_some(), "Avro handshake answered.");
+            if resp.matched == HandshakeMatch::None {
+                // The call is not executed; the client re-sends it with its protocol.
+                send(&mut framed, frame.serial, out).await?;
+                continue;
+            }
+            connected = true;
+        }
+        let result = match read_call(&mut r).map_err(invalid)? {
+            Ok(Call::Ping) => {
+                send(&mut framed, frame.serial, out).await?;
+                continue;
+            }
+            Ok(call) => Ok(handler.call(call).await),
+            Err(name) => Err(format!("Unknown message: {name}")),
+        };
+        put_result(&mut out, &result);
+        send(&mut framed, frame.serial, out).await?;
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> FrameError {
+    FrameError::Invalid(e.to_string())
+}
+
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, WireCodec>,
+    serial: i32,
+    payload: BytesMut,
+) -> Result<(), FrameError> {
+    framed
+        .send(Frame {
+            serial,
+            payload: payload.freeze(),
+        })
+        .await
+}
