@@ -164,11 +164,7 @@ fn thrift_collector_killed_mid_flow_loses_nothing() {
 /// Generates the Python code for `flume.thrift` in a temp dir, or `None` (with a message)
 /// when the compiler or the library is missing.
 fn python_thrift() -> Option<tempfile::TempDir> {
-    let have_lib = Command::new("python3")
-        .args(["-c", "import thrift"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if find_program("thrift").is_none() || !have_lib {
+    if find_program("thrift").is_none() || thrift_python().is_none() {
         eprintln!(
             "SKIPPED: thrift interop needs Debian's thrift-compiler and python3-thrift \
              (apt-get install thrift-compiler python3-thrift; .ci/run installs them)"
@@ -250,11 +246,23 @@ print("listening", flush=True)
 server.serve()
 "#;
 
-/// A `python3` command running `script` (saved as `name` in `gen_dir`) with the generated code.
+/// The Python interpreter that can import Apache Thrift's library: Debian's `/usr/bin/python3`
+/// (where `python3-thrift` installs it) before whatever `python3` is first on `PATH` (on this
+/// kind of machine a pyenv CPython that cannot see Debian's packages).
+fn thrift_python() -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import thrift"])
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A Python command running `script` (saved as `name` in `gen_dir`) with the generated code.
 fn python(gen_dir: &Path, name: &str, script: &str, args: &[&str]) -> Command {
     let file = gen_dir.join(name);
     std::fs::write(&file, format!("{PY_COMMON}\n{script}")).unwrap();
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(thrift_python().unwrap_or("python3"));
     cmd.arg(&file).args(args).env("PYTHONPATH", gen_dir);
     cmd
 }
