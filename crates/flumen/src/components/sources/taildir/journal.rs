@@ -201,6 +201,21 @@ impl Journal {
         }
     }
 
+    /// Records several slots' new contents at once: one lock, and at most one wake of the
+    /// writer thread (so a round of commits costs the writer one write round).
+    pub fn note_many(&self, records: impl IntoIterator<Item = (u32, Option<Record>)>) {
+        let mut st = self.shared.lock();
+        for (slot, record) in records {
+            st.pending
+                .insert(slot, record.map_or([0u8; RECORD], |r| r.encode()));
+        }
+        if st.sleeping && !st.pending.is_empty() {
+            st.sleeping = false;
+            drop(st);
+            self.shared.wake.notify_one();
+        }
+    }
+
     fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_one();

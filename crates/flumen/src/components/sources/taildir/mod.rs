@@ -40,7 +40,18 @@
 //!   re-reads about the batch in flight, not up to `writePosInterval` of lines.
 //! - Reading runs on the blocking pool in chunks of up to 256 KiB (`pread`), lines are found
 //!   with `memchr`, and every body is a slice of its chunk; nothing is logged per line.
-//! - Fairness: a file gets at most `maxBatchCount` batches in a row before the next ready file.
+//! - Rounds: woken from idle by a write, the source first waits [`GATHER`] (20 ms; cut short
+//!   by a directory change, so a new file is still opened at once) so that the files written
+//!   meanwhile are handled together: the ready files (up to the first
+//!   one needing its own turn: rotated away, truncated, being recovered, with a backlog) are
+//!   read in one blocking task (until [`tailer::READ_CHUNK`] bytes in all) and their lines
+//!   delivered in as few batches as `batchSize` allows, with one journal wake per commit.
+//!   Each file's position still advances only after the commit holding its lines. So 1,000
+//!   slowly written files cost one hand-off chain (read task, commit, journal write, sink
+//!   wake) per round rather than per line. A busy source (files still ready) never waits; a
+//!   single ready file gets its turn as before.
+//! - Fairness: a file gets at most `maxBatchCount` batches in a row before the next ready file
+//!   (in a round, at most `maxBatchCount` batches' worth of its lines).
 //! - Housekeeping (every second, or faster for short timeouts): files idle for `idleTimeout`
 //!   are closed (their incomplete last line is delivered first), rotated-away files idle for
 //!   [`ORPHAN_IDLE`] (at most `idleTimeout`) are let go the same way, and multi-line events
@@ -93,6 +104,14 @@ pub const DESCRIPTOR: SourceDescriptor = SourceDescriptor {
 /// A rotated-away file is let go after this long without new data (or `idleTimeout`, if
 /// shorter): long enough for a writer to reopen its log after a rename.
 pub const ORPHAN_IDLE: Duration = Duration::from_secs(5);
+/// How long the source, woken from idle by a write, waits for more writes before it reads:
+/// the files changed within this window are read in one blocking task and their lines
+/// delivered in one commit, instead of one hand-off chain (read task, commit, journal write,
+/// sink wake) per changed file. It delays a line written after a quiet moment by this much
+/// (Flume's TAILDIR polls, sleeping up to `maxBackoffSleep`, 5 s); a busy source never waits.
+pub const GATHER: Duration = Duration::from_millis(20);
+/// Most files read in one round.
+const ROUND_MAX_FILES: usize = 1024;
 /// Longest time between two housekeeping rounds.
 const HOUSEKEEPING_MAX: Duration = Duration::from_secs(1);
 /// Shortest time between two housekeeping rounds.
@@ -150,6 +169,18 @@ struct SignalState {
     dirs: HashSet<PathBuf>,
     /// The kernel queue overflowed (or the watcher failed): look at everything.
     rescan_all: bool,
+    /// The source waits for a notification: the next event must wake it. Cleared by that
+    /// wake, so the events that arrive while the source works (or gathers) cost no wake-up.
+    armed: bool,
+    /// The source gathers writes ([`GATHER`]): a directory change (a new file, a rename)
+    /// must end that wait at once, so that a new file is opened before it can be renamed away.
+    gathering: bool,
+}
+
+impl SignalState {
+    fn is_empty(&self) -> bool {
+        self.paths.is_empty() && self.dirs.is_empty() && !self.rescan_all
+    }
 }
 
 /// The bridge from the watcher's thread to the source: coalesced, so its size is bounded by
@@ -164,7 +195,8 @@ impl Signals {
     fn on_event(&self, event: notify::Result<notify::Event>) {
         use notify::EventKind as K;
         use notify::event::ModifyKind;
-        {
+        let mut urgent = false;
+        let wake = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             match event {
                 Err(_) => st.rescan_all = true,
@@ -177,6 +209,7 @@ impl Signals {
                         // already came as a modification.
                         K::Access(_) => return,
                         K::Create(_) | K::Remove(_) | K::Modify(ModifyKind::Name(_)) => {
+                            urgent = true;
                             for p in ev.paths {
                                 if let Some(dir) = p.parent() {
                                     st.dirs.insert(dir.to_path_buf());
@@ -188,12 +221,53 @@ impl Signals {
                     }
                 }
             }
+            if st.rescan_all {
+                urgent = true;
+            }
+            let gather_ends = urgent && std::mem::take(&mut st.gathering);
+            std::mem::take(&mut st.armed) || gather_ends
+        };
+        if wake {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SignalState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn take(&self) -> SignalState {
-        std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()))
+        let mut st = self.lock();
+        let (armed, gathering) = (st.armed, st.gathering);
+        let taken = std::mem::take(&mut *st);
+        st.armed = armed;
+        st.gathering = gathering;
+        taken
+    }
+
+    /// Before the source gathers writes: asks for a wake by the next directory change. False
+    /// when one already arrived (no gathering then).
+    fn start_gather(&self) -> bool {
+        let mut st = self.lock();
+        st.gathering = st.dirs.is_empty() && !st.rescan_all;
+        st.gathering
+    }
+
+    fn end_gather(&self) {
+        self.lock().gathering = false;
+    }
+
+    /// Before the source waits: asks for a wake by the next event. False (and not armed) when
+    /// something already arrived, so the source looks at it instead of waiting.
+    fn arm(&self) -> bool {
+        let mut st = self.lock();
+        st.armed = st.is_empty();
+        st.armed
+    }
+
+    /// After the source woke by another cause: events need not wake it until it waits again.
+    fn disarm(&self) {
+        self.lock().armed = false;
     }
 }
 
@@ -308,6 +382,40 @@ fn scan_blocking(
         scan.caches.push((g, cache));
     }
     scan
+}
+
+/// One file's read in a round.
+struct RoundRead {
+    key: FileKey,
+    file: Option<Arc<File>>,
+    path: PathBuf,
+    offset: u64,
+    carry: bytes::BytesMut,
+}
+
+/// Reads the files of a round in turn, until [`tailer::READ_CHUNK`] bytes are read in all:
+/// each file's key, the offset it was read from, the result, and whether it was read (when
+/// not, for want of budget, the result gives back its handle and carry untouched). Blocking.
+fn read_round_blocking(reads: Vec<RoundRead>) -> Vec<(FileKey, u64, tailer::ReadResult, bool)> {
+    let mut total = 0usize;
+    reads
+        .into_iter()
+        .map(|r| {
+            if total >= tailer::READ_CHUNK {
+                let res = tailer::ReadResult {
+                    file: r.file,
+                    carry: r.carry,
+                    outcome: Ok(ReadOutcome::Eof),
+                };
+                return (r.key, r.offset, res, false);
+            }
+            let res = tailer::read_blocking(r.file, &r.path, r.key, r.offset, r.carry);
+            if let Ok(ReadOutcome::Data { chunk, .. }) = &res.outcome {
+                total += chunk.len();
+            }
+            (r.key, r.offset, res, true)
+        })
+        .collect()
 }
 
 /// How a file's turn ended.
@@ -512,7 +620,10 @@ impl Runner {
                 return Err(Cancelled);
             }
             self.take_signals().await;
-            if let Some(key) = self.ready.pop_front() {
+            let round = self.take_round();
+            if round.len() >= 2 {
+                self.round(round, cx).await?;
+            } else if let Some(key) = self.ready.pop_front() {
                 self.queued.remove(&key);
                 match self.drain(key, cx, self.settings.max_batch_count).await? {
                     Drain::Done => {}
@@ -550,13 +661,199 @@ impl Runner {
             if !self.ready.is_empty() {
                 continue;
             }
+            if !self.signals.arm() {
+                continue; // Notifications arrived meanwhile.
+            }
             let until = tokio::time::Instant::from_std(next_tick.min(next_poll));
-            tokio::select! {
+            let notified = tokio::select! {
                 () = cx.shutdown.cancelled() => return Err(Cancelled),
-                () = self.signals.wake.notified() => {}
-                () = tokio::time::sleep_until(until) => {}
+                () = self.signals.wake.notified() => true,
+                () = tokio::time::sleep_until(until) => {
+                    self.signals.disarm();
+                    false
+                }
+            };
+            if notified {
+                // Woken from idle by a write: gather the changes of a short window, so that
+                // files written at about the same time are read in one blocking task and
+                // delivered in one commit (one wake of the journal and of the sink). Not when
+                // a directory changed: a new file is opened at once.
+                if self.signals.start_gather() {
+                    tokio::select! {
+                        () = cx.shutdown.cancelled() => return Err(Cancelled),
+                        () = tokio::time::sleep(GATHER) => {}
+                        () = self.signals.wake.notified() => {}
+                    }
+                    self.signals.end_gather();
+                }
             }
         }
+    }
+
+    /// Takes, from the front of the ready queue, the files that a round can handle: up to the
+    /// first one that needs its own turn (a rotated-away file, so that it is still read before
+    /// its successor; a truncated file; one read from a copy; one with a backlog). Empty
+    /// (the queue untouched) when fewer than two.
+    fn take_round(&mut self) -> Vec<FileKey> {
+        let n = self
+            .ready
+            .iter()
+            .take(ROUND_MAX_FILES)
+            .take_while(|key| {
+                self.files.get(key).is_some_and(|tf| {
+                    !tf.orphan && !tf.truncated && !tf.recovering && !tf.has_backlog()
+                })
+            })
+            .count();
+        if n < 2 {
+            return Vec::new();
+        }
+        let keys: Vec<FileKey> = self.ready.drain(..n).collect();
+        for key in &keys {
+            self.queued.remove(key);
+        }
+        keys
+    }
+
+    /// One turn for several files: reads all of them in one blocking task (until
+    /// [`tailer::READ_CHUNK`] bytes are read; the rest keep their place in the queue), then
+    /// delivers their lines together, in as few batches as `batchSize` allows, each file
+    /// giving at most `maxBatchCount` batches' worth. A file's position advances after the
+    /// commit of the batch holding its last delivered line, as in [`Self::drain`]. Files the
+    /// read found truncated, gone or failing get their own turn ([`Self::drain`]) afterwards.
+    async fn round(&mut self, keys: Vec<FileKey>, cx: &SourceContext) -> Result<(), Cancelled> {
+        let reads: Vec<RoundRead> = keys
+            .iter()
+            .filter_map(|&key| {
+                let tf = self.files.get_mut(&key)?;
+                Some(RoundRead {
+                    key,
+                    file: tf.file.clone(),
+                    path: tf.path.clone(),
+                    offset: tf.read_pos,
+                    carry: tf.take_carry(),
+                })
+            })
+            .collect();
+        let results = match tokio::task::spawn_blocking(move || read_round_blocking(reads)).await {
+            Ok(results) => results,
+            Err(error) => {
+                // The carries went with the task: re-read everything not committed.
+                for key in &keys {
+                    if let Some(tf) = self.files.get_mut(key) {
+                        let pos = tf.pos;
+                        tf.reset_to(pos);
+                    }
+                }
+                tracing::error!(source = %self.name, %error, "Reading the files failed.");
+                return Ok(());
+            }
+        };
+        let now = Instant::now();
+        let mut own_turn = HashSet::new();
+        let mut more = HashSet::new();
+        let mut skipped = Vec::new();
+        for (key, offset, res, read) in results {
+            let Some(tf) = self.files.get_mut(&key) else {
+                continue;
+            };
+            tf.file = res.file;
+            if !read {
+                tf.set_carry(res.carry);
+                skipped.push(key);
+                continue;
+            }
+            match res.outcome {
+                Ok(ReadOutcome::Data {
+                    chunk,
+                    base,
+                    at_end,
+                }) => {
+                    tf.note_read(&chunk, base, offset);
+                    tf.read_pos = base + chunk.len() as u64;
+                    tf.last_data = now;
+                    tf.split(chunk, base, &self.settings);
+                    if !at_end {
+                        more.insert(key);
+                    }
+                }
+                Ok(ReadOutcome::Eof) => tf.set_carry(res.carry),
+                // Truncated, gone, failed: handled (read again) in the file's own turn.
+                _ => {
+                    tf.set_carry(res.carry);
+                    own_turn.insert(key);
+                }
+            }
+        }
+        let cap = usize::try_from(
+            self.settings
+                .max_batch_count
+                .saturating_mul(self.max_batch as u64),
+        )
+        .unwrap_or(usize::MAX);
+        let mut batch: Vec<flumen_core::Event> = Vec::new();
+        let mut ends: Vec<(FileKey, u64)> = Vec::new();
+        for key in &keys {
+            let mut budget = cap;
+            while budget > 0
+                && let Some(tf) = self.files.get_mut(key)
+                && tf.has_backlog()
+            {
+                let (events, end) = tf.take_batch((self.max_batch - batch.len()).min(budget));
+                budget -= events.len();
+                batch.extend(events);
+                ends.push((*key, end));
+                if batch.len() >= self.max_batch {
+                    self.commit_round(&mut batch, &mut ends, cx).await?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.commit_round(&mut batch, &mut ends, cx).await?;
+        }
+        for &key in &keys {
+            if own_turn.contains(&key) {
+                match self.drain(key, cx, self.settings.max_batch_count).await? {
+                    Drain::Done => {}
+                    Drain::More => self.enqueue(key),
+                    Drain::Gone => self.finish(key, true, cx).await?,
+                }
+            } else if more.contains(&key) || self.files.get(&key).is_some_and(TailFile::has_backlog)
+            {
+                self.enqueue(key);
+            }
+        }
+        // Not read for want of budget: first in the queue, in their order.
+        for &key in skipped.iter().rev() {
+            if self.queued.insert(key) {
+                self.ready.push_front(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a round's batch, then advances the positions of the files it holds lines of
+    /// and journals them with one wake of the journal writer.
+    async fn commit_round(
+        &mut self,
+        batch: &mut Vec<flumen_core::Event>,
+        ends: &mut Vec<(FileKey, u64)>,
+        cx: &SourceContext,
+    ) -> Result<(), Cancelled> {
+        cx.deliver_retrying(std::mem::take(batch)).await?;
+        let mut records = Vec::with_capacity(ends.len());
+        for (key, end) in ends.drain(..) {
+            if let Some(tf) = self.files.get_mut(&key) {
+                tf.pos = end;
+            }
+            records.extend(self.journal_record(key));
+        }
+        if let Some(j) = &self.journal {
+            j.note_many(records);
+        }
+        self.positions_dirty = true;
+        self.maybe_write_positions(false);
+        Ok(())
     }
 
     fn enqueue(&mut self, key: FileKey) {
@@ -979,8 +1276,18 @@ impl Runner {
     /// Sends `key`'s committed position (and path) to the journal; allocates its slot on first
     /// use.
     fn journal_note(&mut self, key: FileKey) {
-        let (Some(journal), Some(tf)) = (self.journal.as_ref(), self.files.get(&key)) else {
-            return;
+        if let Some((slot, record)) = self.journal_record(key)
+            && let Some(j) = &self.journal
+        {
+            j.note(slot, record);
+        }
+    }
+
+    /// `key`'s slot and record for the journal (none without a journal); allocates its slot
+    /// on first use.
+    fn journal_record(&mut self, key: FileKey) -> Option<(u32, Option<journal::Record>)> {
+        let (Some(_), Some(tf)) = (self.journal.as_ref(), self.files.get(&key)) else {
+            return None;
         };
         let (slot, path_hash) = match self.slots.get(&key) {
             Some(&s) => s,
@@ -997,7 +1304,7 @@ impl Runner {
                 s
             }
         };
-        journal.note(
+        Some((
             slot,
             Some(journal::Record {
                 dev: key.0,
@@ -1005,7 +1312,7 @@ impl Runner {
                 pos: tf.pos,
                 path_hash,
             }),
-        );
+        ))
     }
 
     /// Idle closes, rotated files let go, multi-line flushes, position writes.

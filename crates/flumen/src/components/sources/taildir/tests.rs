@@ -649,6 +649,67 @@ async fn max_batch_count_takes_turns_between_files() {
     h.stop().await;
 }
 
+/// Files written at about the same time are read in one round and delivered together: with
+/// small batches and `maxBatchCount` 1, across a truncation of one of them, every line arrives
+/// exactly once, each file's lines in order, and the positions end at the files' ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_written_together_are_delivered_together_exactly_once() {
+    const FILES: usize = 40;
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("logs")).unwrap();
+    let logs = h.path("logs");
+    let name = |i: usize| logs.join(format!("f{i:02}.log"));
+    for i in 0..FILES {
+        std::fs::File::create(name(i)).unwrap();
+    }
+    h.start(".*\\.log", &[("batchSize", "7"), ("maxBatchCount", "1")]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        for i in 0..FILES {
+            let text = lines(&format!("f{i:02}-r{round}"), 0..5);
+            append(&name(i), &text);
+            expected.extend(text.lines().map(str::to_owned));
+        }
+        let got = bodies(&h.take(expected.len() - (round * FILES * 5)).await);
+        assert_eq!(got.len(), FILES * 5, "round {round}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One file truncated (copytruncate without a copy) while the others are written.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(name(3))
+        .unwrap();
+    let mut fresh = Vec::new();
+    for i in 0..FILES {
+        let text = lines(&format!("f{i:02}-after"), 0..2);
+        append(&name(i), &text);
+        fresh.extend(text.lines().map(str::to_owned));
+    }
+    let got = bodies(&h.take(fresh.len()).await);
+    let mut sorted = got.clone();
+    sorted.sort();
+    let mut want = fresh.clone();
+    want.sort();
+    assert_eq!(sorted, want);
+    for i in 0..FILES {
+        let prefix = format!("f{i:02}-after");
+        let mine: Vec<&String> = got.iter().filter(|l| l.starts_with(&prefix)).collect();
+        let in_order: Vec<&String> = fresh.iter().filter(|l| l.starts_with(&prefix)).collect();
+        assert_eq!(mine, in_order);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.take_now().await.is_empty(), "duplicates");
+    h.stop().await;
+    let entries = position::load_blocking(&h.pos_file()).unwrap();
+    assert_eq!(entries.len(), FILES);
+    for e in entries {
+        let size = std::fs::metadata(&e.file).unwrap().len();
+        assert_eq!(e.pos, size, "{}", e.file);
+    }
+}
+
 /// Throughput: `cargo test --release -p flumen --lib taildir::tests::throughput --
 /// --ignored --nocapture`. 2 M lines of 200 bytes from one file into a memory channel drained
 /// by a consumer (a null sink), with batchSize 1000 and with Flume's default 100.
