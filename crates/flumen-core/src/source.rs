@@ -105,6 +105,30 @@ impl SourceContext {
         }
     }
 
+    /// Hands one event from a single-event RPC call (`append`) to the processor. Flume counts
+    /// these in `AppendReceivedCount`/`AppendAcceptedCount` (plus the event counters), not in
+    /// the `AppendBatch*` counters that [`SourceContext::deliver`] keeps.
+    ///
+    /// # Errors
+    /// The channel failure; the event was not accepted.
+    pub async fn deliver_append(&self, event: Event) -> Result<(), ChannelError> {
+        let c = &self.counters;
+        c.event_received.inc();
+        c.append_received.inc();
+        let events = self.processor.intercept(vec![event]);
+        match self.processor.put_intercepted(events).await {
+            Ok(()) => {
+                c.event_accepted.inc();
+                c.append_accepted.inc();
+                Ok(())
+            }
+            Err((e, _)) => {
+                c.channel_write_fail.inc();
+                Err(e)
+            }
+        }
+    }
+
     /// Delivers a batch, retrying with back-off (100 ms doubling to 5 s) while the channels
     /// refuse it, so that a source that cannot tell its producer to resend never drops
     /// anything. Interceptors run once; a refused batch comes back from the channel and is

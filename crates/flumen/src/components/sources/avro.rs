@@ -354,24 +354,11 @@ impl AvroHandler for Handler {
                 Some(s) => s.acquire().await.ok(),
                 None => None,
             };
-            let counters = &self.cx.counters;
-            let (events, single) = match call {
-                Call::Append(e) => (vec![e], true),
-                Call::AppendBatch(v) => (v, false),
+            let result = match call {
+                Call::Append(e) => self.cx.deliver_append(e).await,
+                Call::AppendBatch(v) => self.cx.deliver(v).await,
                 Call::Ping => return Status::Ok,
             };
-            if single {
-                counters.append_received.inc();
-            }
-            let result = self.cx.deliver(events).await;
-            if single {
-                // `deliver` counts every delivery as an appendBatch; this one was an append.
-                counters.append_batch_received.sub(1);
-                if result.is_ok() {
-                    counters.append_batch_accepted.sub(1);
-                    counters.append_accepted.inc();
-                }
-            }
             match result {
                 Ok(()) => {
                     if self.failing.swap(false, Ordering::Relaxed) {

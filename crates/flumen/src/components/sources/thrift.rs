@@ -241,20 +241,11 @@ async fn handle(cx: SourceContext, limit: Option<Arc<Semaphore>>, call: Call) ->
     }
 }
 
-/// `append`: Flume counts it in the `Append*` counters, not `AppendBatch*`.
+/// `append`: counted in Flume's `Append*` counters by `deliver_append`.
 async fn append_one(cx: &SourceContext, event: Event) -> Status {
-    let c = &cx.counters;
-    c.append_received.inc();
-    c.event_received.inc();
-    let events = cx.processor.intercept(vec![event]);
-    match cx.processor.put_intercepted(events).await {
-        Ok(()) => {
-            c.append_accepted.inc();
-            c.event_accepted.inc();
-            Status::Ok
-        }
-        Err((error, _)) => {
-            c.channel_write_fail.inc();
+    match cx.deliver_append(event).await {
+        Ok(()) => Status::Ok,
+        Err(error) => {
             tracing::warn!(source = %cx.name, %error, "Thrift source could not commit an event; answering FAILED.");
             Status::Failed
         }
