@@ -6,7 +6,14 @@
 //!
 //! # Layout
 //! - [`avro`]: Netty framing, the Avro IPC handshake, `append`/`appendBatch`, `Status`.
+//! - [`client`]: [`client::RpcClient`], Flume's RPC client SDK (default, failover, load
+//!   balancing, thrift) on top of both clients; the avro and thrift sinks use it.
 //! - [`thrift`]: framed transport, compact and binary protocols, `append`/`appendBatch`.
+//! - [`tls`]: rustls configurations from PEM files, shared by both protocols (`ssl = true`).
+//! - [`zlib`]: the zlib stream layer of Avro's `compression-type = deflate` under TLS.
 
 pub mod avro;
+pub mod client;
 pub mod thrift;
+pub mod tls;
+pub mod zlib;

@@ -18,12 +18,14 @@ use tokio_util::codec::Framed;
 use super::framing::{DEFAULT_MAX_FRAME, Frame, FrameError, WireCodec};
 use super::handshake::{HandshakeMatch, HandshakeRequest, HandshakeResponse, Md5, PROTOCOL_MD5};
 use super::protocol::{Reader, Status, put_call, read_result};
-use super::tls::{TlsConnector, server_name};
+use crate::tls::{TlsConnector, server_name};
+use crate::zlib::ZlibStream;
 
 /// Client settings (Flume's RPC client properties).
 #[derive(Clone)]
 pub struct ClientOptions {
-    /// TLS (`ssl = true`); see [`super::tls`].
+    /// TLS (`ssl = true`); see [`crate::tls`]. With `deflate_level` too, TLS runs inside a
+    /// zlib stream as in Flume 1.11 (`flume-rpc.md` A.1).
     pub tls: Option<TlsConnector>,
     /// `connect-timeout`: TCP connect plus handshake.
     pub connect_timeout: Duration,
@@ -135,20 +137,36 @@ impl AvroClient {
                         source,
                     })?;
             let _ = stream.set_nodelay(true);
-            let io: Box<dyn Io> = match &options.tls {
-                None => Box::new(stream),
-                Some(connector) => {
-                    Box::new(connector.connect(server_name(host), stream).await.map_err(
-                        |source| ClientError::Connect {
-                            addr: addr.clone(),
-                            source,
-                        },
-                    )?)
-                }
+            // Flume 1.11's layering (A.1): zlib outermost, TLS inside it, frames inside TLS.
+            // Deflate without TLS stays in the frame codec.
+            let tls_err = |source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
             };
-            let codec = match options.deflate_level {
-                Some(level) => WireCodec::deflate(options.max_frame, level),
-                None => WireCodec::plain(options.max_frame),
+            let (io, codec): (Box<dyn Io>, _) = match (&options.tls, options.deflate_level) {
+                (None, None) => (Box::new(stream), WireCodec::plain(options.max_frame)),
+                (None, Some(level)) => (
+                    Box::new(stream),
+                    WireCodec::deflate(options.max_frame, level),
+                ),
+                (Some(connector), None) => (
+                    Box::new(
+                        connector
+                            .connect(server_name(host), stream)
+                            .await
+                            .map_err(tls_err)?,
+                    ),
+                    WireCodec::plain(options.max_frame),
+                ),
+                (Some(connector), Some(level)) => (
+                    Box::new(
+                        connector
+                            .connect(server_name(host), ZlibStream::new(stream, level))
+                            .await
+                            .map_err(tls_err)?,
+                    ),
+                    WireCodec::plain(options.max_frame),
+                ),
             };
             let mut client = Self {
                 framed: Framed::new(io, codec),

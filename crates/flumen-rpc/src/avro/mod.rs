@@ -1,19 +1,23 @@
 //! Avro RPC as Flume speaks it (`flume-rpc.md` part A): Netty framing ([`framing`]), the Avro
 //! IPC handshake ([`handshake`]), `AvroSourceProtocol` messages ([`protocol`]), and a thin
-//! tokio [`client`] and [`server`], with optional deflate (in [`framing`]) and TLS ([`tls`]).
+//! tokio [`client`] and [`server`], with optional deflate and TLS ([`tls`]).
 //!
 //! The codecs are sans-I/O (`tokio_util::codec` over `BytesMut`) so they can be fuzzed and
 //! tested without sockets; only `client` and `server` touch the network.
 //!
-//! Not supported yet: deflate and TLS on the same connection (Flume 1.11 runs zlib outside
-//! TLS, which needs a zlib layer under the TLS stream rather than inside the frame codec).
+//! Layering (A.1): deflate alone runs in the frame codec ([`framing::WireCodec`]); TLS alone
+//! wraps the TCP stream; both together are Flume 1.11's zlib(TLS(frames)): a
+//! [`crate::zlib::ZlibStream`] on the TCP stream, TLS inside it, plain frames inside TLS (the
+//! first client bytes are `78 9c`). Flume ≤ 1.9 used TLS(zlib(frames)), so that pair of
+//! options does not interoperate with old Flume, as between Flume 1.9 and 1.11.
 
 pub mod client;
 pub mod framing;
 pub mod handshake;
 pub mod protocol;
 pub mod server;
-pub mod tls;
+/// TLS moved to [`crate::tls`] (protocol neutral); kept here for existing paths.
+pub use crate::tls;
 
 pub use client::{AvroClient, ClientError, ClientOptions};
 pub use framing::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, WireCodec};
@@ -200,5 +204,87 @@ mod tests {
             AvroClient::connect("127.0.0.1", port, &opts).await,
             Err(ClientError::Connect { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn tls_inside_deflate_round_trip_and_mismatches() {
+        let Some(certs) = crate::tls::test_certs::make() else {
+            return;
+        };
+        let acceptor = crate::tls::test_certs::acceptor(&certs.keystore);
+        let (port, rec, stop, task) = start(ServerOptions {
+            deflate: true,
+            tls: Some(acceptor.clone()),
+            ..Default::default()
+        })
+        .await;
+        let opts = ClientOptions {
+            deflate_level: Some(6),
+            tls: Some(crate::tls::test_certs::connector(&certs.ca)),
+            ..Default::default()
+        };
+        let mut c = AvroClient::connect("127.0.0.1", port, &opts).await.unwrap();
+        c.append(&ev(0)).await.unwrap();
+        let batch: Vec<Event> = (1..100).map(ev).collect();
+        c.append_batch(&batch).await.unwrap();
+        let big = Event::new(Bytes::from(vec![7u8; 1 << 20]));
+        c.append_batch(std::slice::from_ref(&big)).await.unwrap();
+        rec.refuse.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            c.append_batch(&batch).await,
+            Err(ClientError::Status(Status::Failed))
+        ));
+        rec.refuse.store(false, Ordering::SeqCst);
+        drop(c);
+        // Mismatched layering (TLS alone, or deflate alone, against zlib(TLS)): a clean
+        // error, and the server goes on serving.
+        let short = std::time::Duration::from_secs(3);
+        for bad in [
+            ClientOptions {
+                deflate_level: None,
+                connect_timeout: short,
+                ..opts.clone()
+            },
+            ClientOptions {
+                tls: None,
+                connect_timeout: short,
+                ..opts.clone()
+            },
+        ] {
+            assert!(AvroClient::connect("127.0.0.1", port, &bad).await.is_err());
+        }
+        let mut c = AvroClient::connect("127.0.0.1", port, &opts).await.unwrap();
+        c.append(&ev(200)).await.unwrap();
+        let got = rec.events.lock().unwrap().clone();
+        assert_eq!(got.len(), 102);
+        assert_eq!(got[100], big);
+        assert_eq!(got[101], ev(200));
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    /// Flume 1.11's layering: zlib outermost, so the first client bytes are the zlib header,
+    /// not a TLS ClientHello (`16 03`).
+    #[tokio::test]
+    async fn tls_with_deflate_starts_with_the_zlib_header() {
+        let Some(certs) = crate::tls::test_certs::make() else {
+            return;
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opts = ClientOptions {
+            deflate_level: Some(6),
+            tls: Some(crate::tls::test_certs::connector(&certs.ca)),
+            connect_timeout: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let client =
+            tokio::spawn(async move { AvroClient::connect("127.0.0.1", port, &opts).await });
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.unwrap();
+        assert_eq!(head, [0x78, 0x9c]);
+        drop(s);
+        assert!(client.await.unwrap().is_err());
     }
 }

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::framing::{DEFAULT_MAX_FRAME, Frame, FrameError, WireCodec};
 use super::handshake::{HandshakeMatch, HandshakeRequest, KnownProtocols};
 use super::protocol::{Call, Reader, Status, put_result, read_call};
-use super::tls::TlsAcceptor;
+use crate::tls::TlsAcceptor;
+use crate::zlib::ZlibStream;
 
 /// What the server does with calls.
 pub trait AvroHandler: Send + Sync + 'static {
@@ -42,7 +43,8 @@ pub struct ServerOptions {
     pub max_frame: usize,
     /// zlib-compressed connections (`compression-type = deflate`).
     pub deflate: bool,
-    /// TLS (`ssl = true`); see [`super::tls`].
+    /// TLS (`ssl = true`); see [`crate::tls`]. With `deflate` too, [`serve`] runs TLS inside
+    /// a zlib stream as in Flume 1.11 (`flume-rpc.md` A.1).
     pub tls: Option<TlsAcceptor>,
 }
 
@@ -56,9 +58,6 @@ impl std::fmt::Debug for ServerOptions {
     }
 }
 
-/// Longest a TLS handshake may take before the connection is dropped.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
@@ -70,8 +69,10 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
+    /// The frame codec: deflate runs in the codec only without TLS; with TLS the zlib layer
+    /// is under TLS (applied by [`serve`]), so the frames inside are plain.
     fn codec(&self) -> WireCodec {
-        if self.deflate {
+        if self.deflate && self.tls.is_none() {
             WireCodec::deflate(self.max_frame, 6)
         } else {
             WireCodec::plain(self.max_frame)
@@ -112,18 +113,19 @@ pub async fn serve<H: AvroHandler>(
                         h.connection_opened(peer);
                         let served = match options.tls.clone() {
                             None => serve_connection(stream, &*h, &k, &options, s).await,
-                            Some(acceptor) => {
-                                let handshake = tokio::select! {
-                                    () = s.cancelled() => None,
-                                    r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
-                                };
-                                match handshake {
-                                    None => Ok(()),
-                                    Some(Ok(Ok(tls))) => serve_connection(tls, &*h, &k, &options, s).await,
-                                    Some(Ok(Err(e))) => Err(FrameError::Invalid(format!("TLS handshake failed: {e}"))),
-                                    Some(Err(_)) => Err(FrameError::Invalid("TLS handshake timed out".into())),
+                            Some(acceptor) if options.deflate => {
+                                let zlib = ZlibStream::new(stream, 6);
+                                match crate::tls::accept(&acceptor, zlib, &s).await {
+                                    Ok(None) => Ok(()),
+                                    Ok(Some(tls)) => serve_connection(tls, &*h, &k, &options, s).await,
+                                    Err(e) => Err(FrameError::Io(e)),
                                 }
                             }
+                            Some(acceptor) => match crate::tls::accept(&acceptor, stream, &s).await {
+                                Ok(None) => Ok(()),
+                                Ok(Some(tls)) => serve_connection(tls, &*h, &k, &options, s).await,
+                                Err(e) => Err(FrameError::Io(e)),
+                            },
                         };
                         if let Err(error) = served {
                             tracing::warn!(%peer, %error, "Avro connection closed on an error.");
@@ -147,6 +149,10 @@ pub async fn serve<H: AvroHandler>(
 
 /// Serves one connection (any byte stream) until the peer closes it, it breaks, or shutdown.
 ///
+/// `stream` carries the frames: with `options.tls` set it must be the TLS stream (already
+/// over the zlib layer when `options.deflate` is set too, as [`serve`] does); without TLS,
+/// `options.deflate` is applied here, in the frame codec.
+///
 /// # Errors
 /// Malformed frames or data, or a socket error; the connection must be dropped.
 pub async fn serve_connection<S, H>(
@@ -168,6 +174,12 @@ where
             () = shutdown.cancelled() => return Ok(()),
             next = framed.next() => match next {
                 None => return Ok(()),
+                // A TLS peer that hangs up without close_notify, between calls: a normal end.
+                Some(Err(FrameError::Io(e)))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof && framed.read_buffer().is_empty() =>
+                {
+                    return Ok(());
+                }
                 Some(frame) => frame?,
             },
         };

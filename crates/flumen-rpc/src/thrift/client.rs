@@ -6,16 +6,22 @@
 //! be dropped and a new one connected, because the connection may hold a late reply that would
 //! be taken for the next call's answer. [`ThriftClient`] enforces that by refusing further
 //! calls once it is broken.
+//!
+//! With [`ClientConfig::tls`] the connection is TLS from its first byte with the frames inside
+//! (`flume-rpc.md` B.3), checked as Flume's client does (see [`crate::tls`]): the chain
+//! against the trust store, never the host name.
 
 use std::time::Duration;
 
 use flumen_core::Event;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use super::framing::{ClientCodec, DEFAULT_MAX_FRAME, FrameError, Outgoing};
 use super::protocol::{Protocol, Status};
+use crate::tls::{TlsConnector, server_name};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +32,15 @@ pub enum ClientError {
         /// `host:port`.
         addr: String,
         /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed (untrusted certificate, a plain-text server, ...).
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls {
+        /// `host:port`.
+        addr: String,
+        /// What rustls reported.
         #[source]
         source: std::io::Error,
     },
@@ -53,7 +68,7 @@ pub enum ClientError {
 }
 
 /// Client settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Wire protocol.
     pub protocol: Protocol,
@@ -63,6 +78,21 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Largest reply frame accepted.
     pub max_frame: usize,
+    /// TLS (`ssl = true`), built with [`crate::tls::client_config`]; `None` for plain TCP.
+    /// The handshake counts against `connect_timeout`.
+    pub tls: Option<TlsConnector>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("protocol", &self.protocol)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_frame", &self.max_frame)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {
@@ -72,42 +102,74 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(20),
             max_frame: DEFAULT_MAX_FRAME,
+            tls: None,
         }
     }
 }
 
+/// The byte stream under the frames: plain TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One connection to a Thrift source.
-#[derive(Debug)]
 pub struct ThriftClient {
-    framed: Framed<TcpStream, ClientCodec>,
+    framed: Framed<Box<dyn Io>, ClientCodec>,
     seqid: i32,
     request_timeout: Duration,
     broken: bool,
 }
 
+impl std::fmt::Debug for ThriftClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThriftClient")
+            .field("seqid", &self.seqid)
+            .field("request_timeout", &self.request_timeout)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
 impl ThriftClient {
-    /// Connects to `host:port`.
+    /// Connects to `host:port` (and completes the TLS handshake when configured) within the
+    /// connect timeout.
     ///
     /// # Errors
-    /// Connection refused, unresolvable host, or the connect timeout.
+    /// Connection refused, unresolvable host, a failed TLS handshake, or the connect timeout.
     pub async fn connect(
         host: &str,
         port: u16,
         config: &ClientConfig,
     ) -> Result<Self, ClientError> {
         let addr = format!("{host}:{port}");
-        let stream =
-            match tokio::time::timeout(config.connect_timeout, TcpStream::connect((host, port)))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => return Err(ClientError::Connect { addr, source }),
-                Err(_) => return Err(ClientError::ConnectTimeout(addr)),
+        let work = async {
+            let stream =
+                TcpStream::connect((host, port))
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            // Small request/reply exchanges: do not let Nagle hold the frame back.
+            let _ = stream.set_nodelay(true);
+            let io: Box<dyn Io> = match &config.tls {
+                None => Box::new(stream),
+                Some(connector) => {
+                    Box::new(connector.connect(server_name(host), stream).await.map_err(
+                        |source| ClientError::Tls {
+                            addr: addr.clone(),
+                            source,
+                        },
+                    )?)
+                }
             };
-        // Small request/reply exchanges: do not let Nagle hold the frame back.
-        let _ = stream.set_nodelay(true);
+            Ok::<_, ClientError>(io)
+        };
+        let io = match tokio::time::timeout(config.connect_timeout, work).await {
+            Ok(io) => io?,
+            Err(_) => return Err(ClientError::ConnectTimeout(addr)),
+        };
         Ok(Self {
-            framed: Framed::new(stream, ClientCodec::new(config.protocol, config.max_frame)),
+            framed: Framed::new(io, ClientCodec::new(config.protocol, config.max_frame)),
             seqid: 0,
             request_timeout: config.request_timeout,
             broken: false,

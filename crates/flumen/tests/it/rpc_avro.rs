@@ -102,7 +102,7 @@ fn avro_tier_with_deflate() {
 
 /// A CA and a server certificate it signed, made with the `openssl` CLI in `dir`; returns
 /// (keystore PEM = certificate + key, CA PEM), or `None` (with a message) without openssl.
-fn test_certs(dir: &std::path::Path) -> Option<(String, String)> {
+pub(crate) fn test_certs(dir: &std::path::Path) -> Option<(String, String)> {
     let run = |args: &[&str]| {
         std::process::Command::new("openssl")
             .args(args)
@@ -569,4 +569,98 @@ fn flumen_sink_redelivers_when_the_avsc_server_drops_the_connection_mid_batch() 
 #[test]
 fn flumen_sink_redelivers_after_failed_replies_from_avsc() {
     avsc_server_behind_the_flumen_sink("failed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS and deflate together: Flume 1.11's zlib(TLS(frames)).
+
+#[test]
+fn avro_tier_with_tls_and_deflate() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((keystore, ca)) = test_certs(certs.path()) else {
+        return;
+    };
+    tier(
+        &format!(
+            "a1.sources.r1.ssl = true\na1.sources.r1.keystore = {keystore}\n\
+             a1.sources.r1.compression-type = deflate\n"
+        ),
+        &format!(
+            "a1.sinks.k1.ssl = true\na1.sinks.k1.truststore = {ca}\n\
+             a1.sinks.k1.compression-type = deflate\na1.sinks.k1.compression-level = 6\n"
+        ),
+    );
+}
+
+#[test]
+fn avro_tls_deflate_source_refuses_plain_clients_and_keeps_serving() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((keystore, ca)) = test_certs(certs.path()) else {
+        return;
+    };
+    let port = free_port();
+    let b = Agent::start(
+        &format!(
+            "{COLLECTOR}a1.sources.r1.ssl = true\na1.sources.r1.keystore = {keystore}\n\
+             a1.sources.r1.compression-type = deflate\n"
+        )
+        .replace("{port}", &port.to_string())
+        .replace("{channel}", "memory"),
+    );
+    let v = flumen_rpc::tls::versions(&[], &[]).unwrap();
+    let secure = ClientOptions {
+        tls: Some(flumen_rpc::tls::TlsConnector::from(
+            flumen_rpc::tls::client_config(Some(std::path::Path::new(&ca)), false, &v).unwrap(),
+        )),
+        deflate_level: Some(6),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        // Wait until the agent serves a proper client.
+        let start = std::time::Instant::now();
+        let mut c = loop {
+            match AvroClient::connect("127.0.0.1", port, &secure).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(start.elapsed() < DEADLINE, "cannot connect: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        c.append(&Event::new(Bytes::from_static(b"first")))
+            .await
+            .unwrap();
+        // Plain, TLS without deflate, deflate without TLS: each fails cleanly.
+        let short = Duration::from_secs(3);
+        for bad in [
+            ClientOptions {
+                connect_timeout: short,
+                ..Default::default()
+            },
+            ClientOptions {
+                deflate_level: None,
+                connect_timeout: short,
+                ..secure.clone()
+            },
+            ClientOptions {
+                tls: None,
+                connect_timeout: short,
+                ..secure.clone()
+            },
+        ] {
+            assert!(AvroClient::connect("127.0.0.1", port, &bad).await.is_err());
+        }
+        // The open connection and new ones still work.
+        c.append(&Event::new(Bytes::from_static(b"second")))
+            .await
+            .unwrap();
+        let mut c2 = AvroClient::connect("127.0.0.1", port, &secure)
+            .await
+            .unwrap();
+        c2.append_batch(&[Event::new(Bytes::from_static(b"third"))])
+            .await
+            .unwrap();
+    });
+    assert_eq!(wait_lines(&b.path("out"), 3), ["first", "second", "third"]);
 }

@@ -379,3 +379,167 @@ fn flumen_sink_sends_to_a_python_thrift_server() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS (`ssl = true`): TLS from the first byte, frames inside.
+
+/// The collector with `ssl = true` and `keystore`.
+fn tls_collector(port: u16, protocol: &str, keystore: &str) -> Agent {
+    Agent::start(
+        &r#"
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = thrift
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.protocol = {protocol}
+a1.sources.r1.ssl = true
+a1.sources.r1.keystore = {keystore}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.channel = c1
+a1.sinks.k1.sink.directory = {dir}/out
+a1.sinks.k1.sink.rollInterval = 0
+a1.sinks.k1.sink.serializer = HEADER_AND_TEXT
+"#
+        .replace("{port}", &port.to_string())
+        .replace("{protocol}", protocol)
+        .replace("{keystore}", keystore),
+    )
+}
+
+#[test]
+fn thrift_tier_over_tls_with_both_protocols() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((keystore, ca)) = super::rpc_avro::test_certs(certs.path()) else {
+        return;
+    };
+    for protocol in ["compact", "binary"] {
+        let tport = free_port();
+        let b = tls_collector(tport, protocol, &keystore);
+        let nport = free_port();
+        let _a = forwarder_with(
+            nport,
+            tport,
+            protocol,
+            &format!("a1.sinks.k1.ssl = true\na1.sinks.k1.truststore = {ca}\n"),
+        );
+        let lines = numbered(&format!("tls-{protocol}-"), 300);
+        send_lines(nport, &lines);
+        let want: Vec<String> = lines.iter().map(|l| format!("{{}} {l}")).collect();
+        assert_eq!(wait_lines(&b.path("out"), 300), want, "{protocol}");
+    }
+}
+
+#[test]
+fn thrift_tls_source_refuses_plain_clients_and_keeps_serving() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((keystore, ca)) = super::rpc_avro::test_certs(certs.path()) else {
+        return;
+    };
+    let port = free_port();
+    let b = tls_collector(port, "compact", &keystore);
+    let _ = connect(port);
+    let v = flumen_rpc::tls::versions(&[], &[]).unwrap();
+    let secure = ClientConfig {
+        tls: Some(flumen_rpc::tls::TlsConnector::from(
+            flumen_rpc::tls::client_config(Some(Path::new(&ca)), false, &v).unwrap(),
+        )),
+        ..ClientConfig::default()
+    };
+    runtime().block_on(async {
+        let mut c = ThriftClient::connect("127.0.0.1", port, &secure)
+            .await
+            .unwrap();
+        assert_eq!(c.append(&Event::new("first")).await.unwrap(), Status::Ok);
+        let plain = ClientConfig {
+            request_timeout: Duration::from_secs(3),
+            ..ClientConfig::default()
+        };
+        let mut p = ThriftClient::connect("127.0.0.1", port, &plain)
+            .await
+            .unwrap();
+        assert!(p.append(&Event::new("plain")).await.is_err());
+        // Trusting the wrong certificate: the handshake fails on the client.
+        let wrong = ClientConfig {
+            tls: Some(flumen_rpc::tls::TlsConnector::from(
+                flumen_rpc::tls::client_config(Some(Path::new(&keystore)), false, &v).unwrap(),
+            )),
+            ..ClientConfig::default()
+        };
+        let e = ThriftClient::connect("127.0.0.1", port, &wrong)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("TLS handshake"), "{e}");
+        assert_eq!(
+            c.append_batch(&[Event::new("second")]).await.unwrap(),
+            Status::Ok
+        );
+    });
+    assert_eq!(wait_lines(&b.path("out"), 2), ["{} first", "{} second"]);
+}
+
+const PY_TLS_CLIENT: &str = r#"
+from thrift.transport import TSSLSocket
+port, proto, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+# Full verification on the Python side: chain against the CA, host name flumen.test.
+sock = TSSLSocket.TSSLSocket("127.0.0.1", port, ca_certs=ca, server_hostname="flumen.test")
+transport = TTransport.TFramedTransport(sock)
+client = ThriftSourceProtocol.Client(proto_factory(proto).getProtocol(transport))
+transport.open()
+out = []
+out.append(client.append(ThriftFlumeEvent(headers={"city": "Zürich"}, body="tls-single-ü".encode())))
+batch = [ThriftFlumeEvent(headers={"n": str(i)}, body=("tls-batch-%d" % i).encode()) for i in range(20)]
+out.append(client.appendBatch(batch))
+transport.close()
+print(json.dumps([Status._VALUES_TO_NAMES[s] for s in out]))
+"#;
+
+#[test]
+fn python_thrift_tls_client_sends_to_the_flumen_source() {
+    let Some(gen_dir) = python_thrift() else {
+        return;
+    };
+    let has_ssl = Command::new(thrift_python().unwrap_or("python3"))
+        .args(["-c", "import thrift.transport.TSSLSocket"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_ssl {
+        eprintln!("SKIPPED: this python3-thrift has no TSSLSocket");
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let Some((keystore, ca)) = super::rpc_avro::test_certs(certs.path()) else {
+        return;
+    };
+    for protocol in ["compact", "binary"] {
+        let port = free_port();
+        let b = tls_collector(port, protocol, &keystore);
+        let _ = connect(port);
+        let out = python(
+            gen_dir.path(),
+            "tls_client.py",
+            PY_TLS_CLIENT,
+            &[&port.to_string(), protocol, &ca],
+        )
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "python TLS client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            r#"["OK", "OK"]"#,
+            "{protocol}"
+        );
+        let lines = wait_lines(&b.path("out"), 21);
+        assert_eq!(lines[0], "{city=Zürich} tls-single-ü", "{protocol}");
+        assert_eq!(lines[20], "{n=19} tls-batch-19", "{protocol}");
+    }
+}

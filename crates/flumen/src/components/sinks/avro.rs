@@ -7,23 +7,30 @@
 //!   driver rolls the take back and the runner backs off exponentially;
 //! - after any failure the connection is dropped (its state is unknown, as Flume's client
 //!   marks itself dead) and the next call reconnects;
+//! - `start` tries to connect but never fails (as Flume's `AbstractRpcSink`): a peer that is
+//!   not up yet is a warning, and the first delivery connects;
 //! - counters: `ConnectionCreated` per successful connect (TCP + handshake),
 //!   `ConnectionFailed` per failed connect, `ConnectionClosed` per connection dropped.
 //!
+//! Built on [`flumen_rpc::client::RpcClient`] (`client.type = default`, one host =
+//! `hostname:port`), which splits batches by `batch-size`, drops a failed connection and
+//! reconnects on the next call.
+//!
 //! Differences from Flume: the trust store is a PEM file (not JKS) and defaults to the system
-//! CA bundle; TLS together with deflate is refused (Flume 1.11 puts zlib outside TLS). Like
-//! Flume, timeouts below 1000 ms are replaced by the default (with a warning here), and the
-//! server's host name is not verified.
+//! CA bundle. Like Flume, timeouts below 1000 ms are replaced by the default (with a warning
+//! here), the server's host name is not verified, and deflate together with TLS runs zlib
+//! outside TLS (Flume 1.11's layering).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{DeliveryError, Event, Sink, SinkCounters};
+use flumen_rpc::avro::ClientOptions;
 use flumen_rpc::avro::tls::{self, TlsConnector};
-use flumen_rpc::avro::{AvroClient, ClientOptions};
+use flumen_rpc::client::{ClientType, RpcClient, RpcClientConfig};
 use serde::Deserialize;
 
 use crate::components::sources::avro::{CompressionType, list};
@@ -137,12 +144,6 @@ impl AvroSinkConfig {
         if self.compression_level > 9 {
             errors.push(props.error("compression-level", "`compression-level` must be 0 to 9"));
         }
-        if self.ssl && self.compression_type == CompressionType::Deflate {
-            errors.push(props.error(
-                "compression-type",
-                "`compression-type = deflate` together with `ssl = true` is not supported yet",
-            ));
-        }
         errors
     }
 }
@@ -187,31 +188,30 @@ fn build(props: &Props, cx: &SinkBuildContext) -> BuildResult<Box<dyn Sink>> {
             ));
         }
     }
-    let options = ClientOptions {
-        tls,
-        connect_timeout: timeout(c.connect_timeout, "connect-timeout", props, &mut warnings),
-        request_timeout: timeout(c.request_timeout, "request-timeout", props, &mut warnings),
-        deflate_level: (c.compression_type == CompressionType::Deflate)
-            .then_some(c.compression_level),
-        ..Default::default()
-    };
+    let connect_timeout = timeout(c.connect_timeout, "connect-timeout", props, &mut warnings);
+    let request_timeout = timeout(c.request_timeout, "request-timeout", props, &mut warnings);
     // Flume's client replaces batch sizes below 1 by its default.
     let batch_size = if c.batch_size < 1 {
         100
     } else {
-        c.batch_size as usize
+        usize::try_from(c.batch_size).unwrap_or(100)
     };
-    let sink = AvroSink {
-        name: cx.name.clone(),
-        host: c.hostname.unwrap_or_default().trim().to_string(),
-        port: c.port.unwrap_or_default(),
+    let host = c.hostname.unwrap_or_default().trim().to_string();
+    let config = RpcClientConfig {
         batch_size,
-        options,
-        reset_interval: (c.reset_connection_interval > 0)
-            .then(|| Duration::from_secs(c.reset_connection_interval)),
-        client: None,
-        counters: cx.counters.clone(),
+        connect_timeout,
+        request_timeout,
+        avro: ClientOptions {
+            tls,
+            deflate_level: (c.compression_type == CompressionType::Deflate)
+                .then_some(c.compression_level),
+            ..Default::default()
+        },
+        ..RpcClientConfig::single(ClientType::Default, &host, c.port.unwrap_or_default())
     };
+    let reset_interval =
+        (c.reset_connection_interval > 0).then(|| Duration::from_secs(c.reset_connection_interval));
+    let sink = AvroSink::new(cx.name.clone(), config, reset_interval, cx.counters.clone());
     Ok((Box::new(sink) as Box<dyn Sink>, warnings))
 }
 
@@ -219,35 +219,23 @@ fn build(props: &Props, cx: &SinkBuildContext) -> BuildResult<Box<dyn Sink>> {
 #[derive(Debug)]
 pub struct AvroSink {
     name: String,
-    host: String,
-    port: u16,
-    batch_size: usize,
-    options: ClientOptions,
+    client: RpcClient,
     reset_interval: Option<Duration>,
-    /// The live connection and when it was made.
-    client: Option<(AvroClient, Instant)>,
-    counters: Arc<SinkCounters>,
 }
 
 impl AvroSink {
-    async fn connect(&mut self) -> Result<(), DeliveryError> {
-        match AvroClient::connect(&self.host, self.port, &self.options).await {
-            Ok(c) => {
-                self.counters.connection_created.inc();
-                tracing::info!(sink = %self.name, host = %self.host, port = self.port, "Avro sink connected.");
-                self.client = Some((c, Instant::now()));
-                Ok(())
-            }
-            Err(e) => {
-                self.counters.connection_failed.inc();
-                Err(DeliveryError::transient(e))
-            }
-        }
-    }
-
-    fn close(&mut self) {
-        if self.client.take().is_some() {
-            self.counters.connection_closed.inc();
+    fn new(
+        name: String,
+        config: RpcClientConfig,
+        reset_interval: Option<Duration>,
+        counters: Arc<SinkCounters>,
+    ) -> Self {
+        Self {
+            client: RpcClient::new(config)
+                .with_counters(counters)
+                .with_name(name.clone()),
+            name,
+            reset_interval,
         }
     }
 }
@@ -255,12 +243,15 @@ impl AvroSink {
 #[async_trait]
 impl Sink for AvroSink {
     fn batch_size(&self) -> usize {
-        self.batch_size
+        self.client.batch_size()
     }
 
     async fn start(&mut self) -> Result<(), DeliveryError> {
-        if self.client.is_none() {
-            self.connect().await?;
+        // Like Flume's AbstractRpcSink: try to connect now, but a peer that is not up yet only
+        // earns a warning (counted as ConnectionFailed by the client); the first delivery
+        // connects again.
+        if let Err(error) = self.client.connect().await {
+            tracing::warn!(sink = %self.name, %error, "Avro sink cannot connect yet; will retry on the first delivery.");
         }
         Ok(())
     }
@@ -269,34 +260,25 @@ impl Sink for AvroSink {
         if batch.is_empty() {
             return Ok(());
         }
-        if let (Some(every), Some((_, since))) = (self.reset_interval, &self.client)
-            && since.elapsed() >= every
+        if let (Some(every), Some(age)) = (self.reset_interval, self.client.connection_age())
+            && age >= every
         {
             tracing::debug!(sink = %self.name, "Resetting the connection (reset-connection-interval).");
-            self.close();
+            self.client.close().await;
         }
-        if self.client.is_none() {
-            self.connect().await?;
-        }
-        let Some((client, _)) = self.client.as_mut() else {
-            return Err(DeliveryError::transient("not connected"));
-        };
-        for chunk in batch.chunks(self.batch_size) {
-            if let Err(e) = client.append_batch(chunk).await {
-                self.close();
-                return Err(DeliveryError::transient(e));
-            }
-        }
-        Ok(())
+        self.client
+            .append_batch(batch)
+            .await
+            .map_err(DeliveryError::transient)
     }
 
     async fn stop(&mut self) {
-        self.close();
+        self.client.close().await;
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::components::sources::testing::{TestChannel, bodies, context};
     use bytes::Bytes;
@@ -322,21 +304,20 @@ mod tests {
         (DESCRIPTOR.build)(&props(pairs), &cx)
     }
 
-    fn sink(port: u16) -> AvroSink {
-        AvroSink {
-            name: "k1".into(),
-            host: "127.0.0.1".into(),
-            port,
-            batch_size: 100,
-            options: ClientOptions {
-                connect_timeout: Duration::from_secs(5),
-                request_timeout: Duration::from_secs(5),
-                ..Default::default()
-            },
-            reset_interval: None,
-            client: None,
-            counters: Arc::default(),
-        }
+    fn sink(port: u16) -> (AvroSink, Arc<SinkCounters>) {
+        sink_with(port, Duration::from_secs(5))
+    }
+
+    /// The sink and its counters.
+    fn sink_with(port: u16, request_timeout: Duration) -> (AvroSink, Arc<SinkCounters>) {
+        let config = RpcClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout,
+            ..RpcClientConfig::single(ClientType::Default, "127.0.0.1", port)
+        };
+        let counters = Arc::new(SinkCounters::default());
+        let sink = AvroSink::new("k1".into(), config, None, counters.clone());
+        (sink, counters)
     }
 
     fn events(n: usize) -> Vec<Event> {
@@ -357,15 +338,29 @@ mod tests {
             msgs.contains(&"missing required property `port`"),
             "{msgs:?}"
         );
+        // TLS with deflate works (zlib outside TLS, as Flume 1.11).
+        assert!(
+            build_props(&[
+                ("hostname", "h"),
+                ("port", "1"),
+                ("ssl", "true"),
+                ("trust-all-certs", "true"),
+                ("compression-type", "deflate"),
+            ])
+            .is_ok()
+        );
         let errs = build_props(&[
             ("hostname", "h"),
             ("port", "1"),
             ("ssl", "true"),
-            ("compression-type", "deflate"),
+            ("exclude-protocols", "TLSv1.2 TLSv1.3"),
         ])
         .err()
         .unwrap();
-        assert!(errs[0].message.contains("not supported yet"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("no TLS protocol version"),
+            "{errs:?}"
+        );
         let (s, w) = build_props(&[
             ("hostname", "h"),
             ("port", "1"),
@@ -416,16 +411,18 @@ mod tests {
         .unwrap();
         drop(listener); // the source binds the port itself
         let task = tokio::spawn(source.run(cx.clone()));
-        let mut k = sink(port);
+        let (mut k, counters) = sink(port);
         let mut started = false;
         for _ in 0..200 {
-            if k.start().await.is_ok() {
+            k.start().await.unwrap(); // never fails: a missing peer is only a warning
+            if k.client.connection_age().is_some() {
                 started = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(started);
+        let failed_at_start = counters.connection_failed.get();
         k.deliver(&events(150)).await.unwrap();
         assert_eq!(ch.drain().len(), 150);
         ch.set_refusing(true);
@@ -433,19 +430,20 @@ mod tests {
             k.deliver(&events(3)).await,
             Err(DeliveryError::Transient(_))
         ));
-        assert_eq!(k.counters.connection_closed.get(), 1);
+        assert_eq!(counters.connection_closed.get(), 1);
         ch.set_refusing(false);
         k.deliver(&events(3)).await.unwrap();
         assert_eq!(bodies(&ch.drain()), ["e0", "e1", "e2"]);
-        assert_eq!(k.counters.connection_created.get(), 2);
+        assert_eq!(counters.connection_created.get(), 2);
         // reset-connection-interval: an expired connection is replaced before the next call.
         k.reset_interval = Some(Duration::from_millis(1));
         tokio::time::sleep(Duration::from_millis(5)).await;
         k.deliver(&events(1)).await.unwrap();
-        assert_eq!(k.counters.connection_created.get(), 3);
-        assert_eq!(k.counters.connection_closed.get(), 2);
+        assert_eq!(counters.connection_created.get(), 3);
+        assert_eq!(counters.connection_failed.get(), failed_at_start);
+        assert_eq!(counters.connection_closed.get(), 2);
         k.stop().await;
-        assert_eq!(k.counters.connection_closed.get(), 3);
+        assert_eq!(counters.connection_closed.get(), 3);
         cx.shutdown.cancel();
         task.await.unwrap().unwrap();
     }
@@ -490,8 +488,8 @@ mod tests {
             None,
             stop.clone(),
         ));
-        let mut k = sink(port);
-        k.options.request_timeout = Duration::from_millis(300);
+        // Below Flume's 1000 ms floor, which only the config parser applies.
+        let (mut k, counters) = sink_with(port, Duration::from_millis(300));
         let batch = events(10);
         assert!(k.deliver(&batch).await.is_err(), "timed out");
         k.deliver(&batch).await.unwrap();
@@ -504,6 +502,91 @@ mod tests {
             k.deliver(&batch).await,
             Err(DeliveryError::Transient(_))
         ));
-        assert!(k.counters.connection_failed.get() >= 1);
+        assert!(counters.connection_failed.get() >= 1);
+    }
+
+    /// A self-signed certificate for `flumen.test` and its key in one PEM file (a keystore
+    /// for a test server; clients use `trust-all-certs`), made with the `openssl` CLI; `None`
+    /// (with a note) when it is missing.
+    pub(crate) fn self_signed_keystore(dir: &Path) -> Option<std::path::PathBuf> {
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=flumen.test",
+            ])
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            eprintln!("SKIPPED: openssl CLI unavailable; TLS not tested");
+            return None;
+        }
+        let mut keystore = std::fs::read(dir.join("cert.pem")).ok()?;
+        keystore.extend(std::fs::read(dir.join("key.pem")).ok()?);
+        let ks = dir.join("keystore.pem");
+        std::fs::write(&ks, keystore).ok()?;
+        Some(ks)
+    }
+
+    /// `ssl` + `compression-type = deflate` from the sink's keys to a TLS+deflate server
+    /// (zlib outside TLS). Skipped when the `openssl` CLI is missing.
+    #[tokio::test]
+    async fn tls_with_deflate_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(ks) = self_signed_keystore(dir.path()) else {
+            return;
+        };
+        let versions = tls::versions(&[], &[]).unwrap();
+        let acceptor =
+            flumen_rpc::tls::TlsAcceptor::from(tls::server_config(&ks, &versions).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let h = Arc::new(Flaky {
+            drops: AtomicUsize::new(0),
+            got: Mutex::default(),
+        });
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(flumen_rpc::avro::serve(
+            listener,
+            h.clone(),
+            ServerOptions {
+                tls: Some(acceptor),
+                deflate: true,
+                ..Default::default()
+            },
+            None,
+            stop.clone(),
+        ));
+        let port_s = port.to_string();
+        let (mut k, w) = build_props(&[
+            ("hostname", "127.0.0.1"),
+            ("port", &port_s),
+            ("ssl", "true"),
+            ("trust-all-certs", "true"),
+            ("compression-type", "deflate"),
+            ("compression-level", "9"),
+            ("batch-size", "4"),
+        ])
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        k.deliver(&events(10)).await.unwrap();
+        assert_eq!(h.got.lock().unwrap().len(), 10);
+        k.stop().await;
+        stop.cancel();
+        server.await.unwrap();
     }
 }

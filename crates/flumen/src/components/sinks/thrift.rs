@@ -11,20 +11,33 @@
 //! - `reset-connection-interval` > 0 re-opens the connection that often (seconds), so a load
 //!   balancer in front of several sources spreads the load.
 //!
-//! Differences from Flume: `ssl` and `kerberos` are not supported yet (configuration error).
-//! Like Flume's client, `protocol` is checked case-insensitively but only the exact value
+//! Built on [`flumen_rpc::client::RpcClient`] (`client.type = thrift`, one host =
+//! `hostname:port`), which splits batches by `batch-size`, drops a failed connection and
+//! reconnects on the next call.
+//!
+//! TLS (`ssl = true`): TLS from the first byte with the frames inside, as Flume's thrift
+//! sink; the server's chain is checked against `truststore` (a PEM file; default: the system
+//! CA bundle), the host name is not.
+//!
+//! Differences from Flume: `kerberos` is not supported (configuration error); the trust
+//! store is PEM, not JKS (`truststore-password`/`-type` are ignored with a warning);
+//! `trust-all-certs` works here too (Flume has it on the avro sink only); the user guide's
+//! `connection-reset-interval` is honoured when `reset-connection-interval` is not set
+//! (Flume's code reads only the latter). Like Flume's client, `protocol` is checked case-insensitively but only the exact value
 //! `binary` selects the binary protocol; other values fall back to compact with a warning.
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flumen_config::{Diagnostic, Props};
-use flumen_core::{DeliveryError, Event, Sink, SinkCounters};
-use flumen_rpc::thrift::{ClientConfig, DEFAULT_MAX_FRAME, Protocol, Status, ThriftClient};
+use flumen_core::{DeliveryError, Event, Sink};
+use flumen_rpc::client::{ClientType, RpcClient, RpcClientConfig};
+use flumen_rpc::thrift::{ClientConfig, DEFAULT_MAX_FRAME, Protocol};
+use flumen_rpc::tls::{self, TlsConnector};
 use serde::Deserialize;
-use std::sync::Arc;
-use tokio::time::Instant;
 
+use crate::components::sources::avro::list;
 use crate::components::{BuildResult, SinkBuildContext, SinkDescriptor, build_with};
 
 /// Registry entry.
@@ -62,10 +75,39 @@ pub struct ThriftSinkConfig {
     /// `reset-connection-interval`. Default: 0.
     #[serde(rename = "reset-connection-interval")]
     pub reset_connection_interval: u64,
+    /// The user guide's name of `reset-connection-interval` (Flume's code ignores it); used
+    /// when `reset-connection-interval` is not set. Key: `connection-reset-interval`.
+    #[serde(rename = "connection-reset-interval")]
+    pub connection_reset_interval: Option<u64>,
     /// `compact` or `binary`. Flume key: `protocol`. Default: `compact`.
     pub protocol: String,
-    /// TLS. Flume key: `ssl`. Default: false. Not supported yet.
+    /// TLS from the first byte. Flume key: `ssl`. Default: false.
     pub ssl: bool,
+    /// Accept any server certificate (a flumen extension for the thrift sink; Flume's avro
+    /// sink has it). Key: `trust-all-certs`. Default: false.
+    #[serde(rename = "trust-all-certs")]
+    pub trust_all_certs: bool,
+    /// PEM file of trusted CA certificates; without it the system CA bundle is used. Flume key:
+    /// `truststore`.
+    pub truststore: Option<String>,
+    /// Flume key: `truststore-password`. Ignored with a warning: PEM needs none.
+    #[serde(rename = "truststore-password")]
+    pub truststore_password: Option<String>,
+    /// Flume key: `truststore-type` (JKS). Ignored with a warning: the file must be PEM.
+    #[serde(rename = "truststore-type")]
+    pub truststore_type: Option<String>,
+    /// TLS versions not to offer. Flume key: `exclude-protocols`.
+    #[serde(rename = "exclude-protocols")]
+    pub exclude_protocols: Option<String>,
+    /// TLS versions to offer (default TLSv1.2 and TLSv1.3). Flume key: `include-protocols`.
+    #[serde(rename = "include-protocols")]
+    pub include_protocols: Option<String>,
+    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
+    #[serde(rename = "exclude-cipher-suites")]
+    pub exclude_cipher_suites: Option<String>,
+    /// Flume key: `include-cipher-suites`. Ignored with a warning.
+    #[serde(rename = "include-cipher-suites")]
+    pub include_cipher_suites: Option<String>,
     /// Kerberos SASL. Flume key: `kerberos`. Default: false. Not supported.
     pub kerberos: bool,
     /// Largest accepted reply frame (flumen only). Key: `max-frame-length`. Default: 16384000.
@@ -82,8 +124,17 @@ impl Default for ThriftSinkConfig {
             connect_timeout: DEFAULT_TIMEOUT_MS,
             request_timeout: DEFAULT_TIMEOUT_MS,
             reset_connection_interval: 0,
+            connection_reset_interval: None,
             protocol: "compact".into(),
             ssl: false,
+            trust_all_certs: false,
+            truststore: None,
+            truststore_password: None,
+            truststore_type: None,
+            exclude_protocols: None,
+            include_protocols: None,
+            exclude_cipher_suites: None,
+            include_cipher_suites: None,
             kerberos: false,
             max_frame_length: DEFAULT_MAX_FRAME,
         }
@@ -99,12 +150,6 @@ impl ThriftSinkConfig {
         if self.port.is_none() {
             errors.push(props.error("port", "missing required property `port`"));
         }
-        if self.ssl {
-            errors.push(props.error(
-                "ssl",
-                "`ssl = true` is not yet supported by the thrift sink",
-            ));
-        }
         if self.kerberos {
             errors.push(props.error(
                 "kerberos",
@@ -115,6 +160,19 @@ impl ThriftSinkConfig {
             errors.push(props.error("max-frame-length", "`max-frame-length` must be at least 1"));
         }
         errors
+    }
+
+    /// `reset-connection-interval`, or the user guide's `connection-reset-interval` when only
+    /// that one is set; `None` = never.
+    fn reset_interval(&self) -> Option<Duration> {
+        let every = match (
+            self.reset_connection_interval,
+            self.connection_reset_interval,
+        ) {
+            (0, Some(s)) => s,
+            (s, _) => s,
+        };
+        (every > 0).then(|| Duration::from_secs(every))
     }
 
     /// The protocol as Flume's client picks it: exact `binary`, otherwise compact.
@@ -136,82 +194,85 @@ fn timeout(ms: u64) -> Duration {
     Duration::from_millis(if ms < 1000 { DEFAULT_TIMEOUT_MS } else { ms })
 }
 
+/// The TLS connector for `ssl = true` (trust store, trust-all-certs, protocol lists), with
+/// warnings for the keys flumen does not use.
+fn connector(
+    c: &ThriftSinkConfig,
+    props: &Props,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Option<TlsConnector>, Vec<Diagnostic>> {
+    for key in [
+        "truststore-password",
+        "truststore-type",
+        "include-cipher-suites",
+        "exclude-cipher-suites",
+    ] {
+        if props.get(key).is_some() {
+            warnings.push(props.warning(
+                key,
+                format!(
+                    "`{key}` is ignored: flumen reads PEM trust stores and offers rustls' \
+                     default cipher suites"
+                ),
+            ));
+        }
+    }
+    if !c.ssl {
+        return Ok(None);
+    }
+    let versions = tls::versions(&list(&c.include_protocols), &list(&c.exclude_protocols))
+        .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
+    let config = tls::client_config(
+        c.truststore.as_deref().map(Path::new),
+        c.trust_all_certs,
+        &versions,
+    )
+    .map_err(|e| vec![props.error("truststore", e.to_string())])?;
+    Ok(Some(TlsConnector::from(config)))
+}
+
 fn build(props: &Props, cx: &SinkBuildContext) -> BuildResult<Box<dyn Sink>> {
-    build_with(props, ThriftSinkConfig::validate, |c: ThriftSinkConfig| {
-        let client = ClientConfig {
+    let (c, mut warnings) =
+        build_with(props, ThriftSinkConfig::validate, |c: ThriftSinkConfig| {
+            Ok(c)
+        })?;
+    let tls = connector(&c, props, &mut warnings)?;
+    let host = c.hostname.as_deref().unwrap_or_default().trim().to_string();
+    let config = RpcClientConfig {
+        // Flume: batch sizes below 1 mean the default.
+        batch_size: if c.batch_size == 0 { 100 } else { c.batch_size },
+        connect_timeout: timeout(c.connect_timeout),
+        request_timeout: timeout(c.request_timeout),
+        thrift: ClientConfig {
             protocol: c.wire_protocol(),
-            connect_timeout: timeout(c.connect_timeout),
-            request_timeout: timeout(c.request_timeout),
             max_frame: c.max_frame_length,
-        };
-        let sink: Box<dyn Sink> = Box::new(ThriftSink {
-            name: cx.name.clone(),
-            hostname: c.hostname.unwrap_or_default().trim().to_string(),
-            port: c.port.unwrap_or_default(),
-            // Flume: batch sizes below 1 mean the default.
-            batch_size: if c.batch_size == 0 { 100 } else { c.batch_size },
-            reset_interval: (c.reset_connection_interval > 0)
-                .then(|| Duration::from_secs(c.reset_connection_interval)),
-            client,
-            counters: cx.counters.clone(),
-            conn: None,
-        });
-        Ok(sink)
-    })
+            tls,
+            ..Default::default()
+        },
+        ..RpcClientConfig::single(ClientType::Thrift, &host, c.port.unwrap_or_default())
+    };
+    let sink: Box<dyn Sink> = Box::new(ThriftSink {
+        name: cx.name.clone(),
+        client: RpcClient::new(config)
+            .with_counters(cx.counters.clone())
+            .with_name(cx.name.clone()),
+        reset_interval: c.reset_interval(),
+    });
+    Ok((sink, warnings))
 }
 
 /// The `thrift` sink. Called by a single task (its driver).
 #[derive(Debug)]
 pub struct ThriftSink {
     name: String,
-    hostname: String,
-    port: u16,
-    batch_size: usize,
+    client: RpcClient,
     reset_interval: Option<Duration>,
-    client: ClientConfig,
-    counters: Arc<SinkCounters>,
-    /// The open connection and when it was opened.
-    conn: Option<(ThriftClient, Instant)>,
-}
-
-impl ThriftSink {
-    async fn connection(&mut self) -> Result<&mut ThriftClient, DeliveryError> {
-        if let (Some((_, opened)), Some(every)) = (&self.conn, self.reset_interval)
-            && opened.elapsed() >= every
-        {
-            tracing::debug!(sink = %self.name, "Resetting the thrift connection.");
-            self.close();
-        }
-        if self.conn.is_none() {
-            match ThriftClient::connect(&self.hostname, self.port, &self.client).await {
-                Ok(c) => {
-                    self.counters.connection_created.inc();
-                    tracing::info!(sink = %self.name, host = %self.hostname, port = self.port, "Thrift sink connected.");
-                    self.conn = Some((c, Instant::now()));
-                }
-                Err(e) => {
-                    self.counters.connection_failed.inc();
-                    return Err(DeliveryError::transient(e));
-                }
-            }
-        }
-        match &mut self.conn {
-            Some((c, _)) => Ok(c),
-            None => Err(DeliveryError::transient("thrift connection unavailable")),
-        }
-    }
-
-    fn close(&mut self) {
-        if self.conn.take().is_some() {
-            self.counters.connection_closed.inc();
-        }
-    }
 }
 
 #[async_trait]
 impl Sink for ThriftSink {
     fn batch_size(&self) -> usize {
-        self.batch_size
+        self.client.batch_size()
     }
 
     async fn start(&mut self) -> Result<(), DeliveryError> {
@@ -223,38 +284,31 @@ impl Sink for ThriftSink {
         if batch.is_empty() {
             return Ok(());
         }
-        let batch_size = self.batch_size;
-        for chunk in batch.chunks(batch_size) {
-            let client = self.connection().await?;
-            let outcome = client.append_batch(chunk).await;
-            match outcome {
-                Ok(Status::Ok) => {}
-                Ok(status) => {
-                    // Flume's client marks itself dead on any non-OK answer: reconnect.
-                    self.close();
-                    return Err(DeliveryError::transient(format!(
-                        "thrift source answered {status:?}"
-                    )));
-                }
-                Err(e) => {
-                    self.close();
-                    return Err(DeliveryError::transient(e));
-                }
-            }
+        if let (Some(every), Some(age)) = (self.reset_interval, self.client.connection_age())
+            && age >= every
+        {
+            tracing::debug!(sink = %self.name, "Resetting the thrift connection.");
+            self.client.close().await;
         }
-        Ok(())
+        // Any non-OK answer or failure drops the connection (Flume's client marks itself
+        // dead); the next call reconnects.
+        self.client
+            .append_batch(batch)
+            .await
+            .map_err(DeliveryError::transient)
     }
 
     async fn stop(&mut self) {
-        self.close();
+        self.client.close().await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flumen_rpc::thrift::Call;
     use flumen_rpc::thrift::server::serve_connection;
+    use flumen_rpc::thrift::{Call, Status};
+    use std::sync::Arc;
     use std::sync::Mutex;
     use tokio::net::TcpListener;
     use tokio_util::sync::CancellationToken;
@@ -288,13 +342,66 @@ mod tests {
                 .contains("hostname")
         );
         assert!(
-            sink(&[("hostname", "h"), ("port", "1"), ("ssl", "true")])
-                .err()
-                .unwrap_or_default()
-                .contains("not yet supported")
+            sink(&[
+                ("hostname", "h"),
+                ("port", "1"),
+                ("ssl", "true"),
+                ("trust-all-certs", "true"),
+            ])
+            .is_ok()
         );
+        let e = sink(&[
+            ("hostname", "h"),
+            ("port", "1"),
+            ("ssl", "true"),
+            ("truststore", "/nonexistent/ca.pem"),
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(e.contains("truststore") && e.contains("cannot read"), "{e}");
+        let e = sink(&[
+            ("hostname", "h"),
+            ("port", "1"),
+            ("ssl", "true"),
+            ("include-protocols", "TLSv1.1"),
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(e.contains("no TLS protocol version"), "{e}");
         assert_eq!(timeout(10), Duration::from_millis(20_000));
         assert_eq!(timeout(1500), Duration::from_millis(1500));
+        let interval = |pairs: &[(&str, &str)]| {
+            let (c, _) = props(pairs).deserialize::<ThriftSinkConfig>().unwrap();
+            c.reset_interval()
+        };
+        assert_eq!(interval(&[]), None);
+        assert_eq!(
+            interval(&[("connection-reset-interval", "5")]),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            interval(&[
+                ("connection-reset-interval", "5"),
+                ("reset-connection-interval", "7")
+            ]),
+            Some(Duration::from_secs(7))
+        );
+        let cx = SinkBuildContext {
+            name: "k1".into(),
+            counters: Default::default(),
+        };
+        let (_, w) = (DESCRIPTOR.build)(
+            &props(&[
+                ("hostname", "h"),
+                ("port", "1"),
+                ("truststore-type", "JKS"),
+                ("include-cipher-suites", "X"),
+            ]),
+            &cx,
+        )
+        .unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].message.contains("is ignored"), "{w:?}");
     }
 
     /// A server answering each call with the next status of `script` (then OK), recording
@@ -420,5 +527,124 @@ mod tests {
             (DESCRIPTOR.build)(&props(&[("hostname", "127.0.0.1"), ("port", &port)]), &cx).unwrap();
         assert!(s.deliver(&[Event::new("x")]).await.is_err());
         assert_eq!(cx.counters.connection_failed.get(), 1);
+    }
+
+    /// Batches longer than `batch-size` go out in several calls; a failure in any fails the
+    /// delivery. `reset-connection-interval` replaces an old connection before a call.
+    #[tokio::test]
+    async fn splits_batches_and_resets_the_connection() {
+        let (port, got) = server(
+            Protocol::Compact,
+            vec![Status::Ok, Status::Ok, Status::Failed],
+        )
+        .await;
+        let cx = SinkBuildContext {
+            name: "k1".into(),
+            counters: Default::default(),
+        };
+        let port_s = port.to_string();
+        let (mut s, _) = (DESCRIPTOR.build)(
+            &props(&[
+                ("hostname", "127.0.0.1"),
+                ("port", &port_s),
+                ("batch-size", "2"),
+                ("reset-connection-interval", "1"),
+            ]),
+            &cx,
+        )
+        .unwrap();
+        let five: Vec<Event> = (0..5).map(|i| Event::new(format!("e{i}"))).collect();
+        assert!(
+            s.deliver(&five).await.is_err(),
+            "the third call is answered FAILED"
+        );
+        assert_eq!(*got.lock().unwrap(), ["e0", "e1", "e2", "e3"]);
+        s.deliver(&five).await.unwrap();
+        assert_eq!(got.lock().unwrap().len(), 9);
+        assert_eq!(
+            (
+                cx.counters.connection_created.get(),
+                cx.counters.connection_closed.get()
+            ),
+            (2, 1)
+        );
+        // The connection is one second old after this wait: the next delivery replaces it.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        s.deliver(&five[..1]).await.unwrap();
+        assert_eq!(
+            (
+                cx.counters.connection_created.get(),
+                cx.counters.connection_closed.get()
+            ),
+            (3, 2)
+        );
+    }
+
+    /// `ssl = true` against a TLS thrift server, both protocols; a plain-text sink gets
+    /// nowhere with it.
+    #[tokio::test]
+    async fn delivers_over_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(ks) = crate::components::sinks::avro::tests::self_signed_keystore(dir.path())
+        else {
+            return;
+        };
+        let versions = tls::versions(&[], &[]).unwrap();
+        let acceptor =
+            flumen_rpc::tls::TlsAcceptor::from(tls::server_config(&ks, &versions).unwrap());
+        for (key, protocol) in [("compact", Protocol::Compact), ("binary", Protocol::Binary)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let (g, acceptor) = (got.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    let (g, acceptor) = (g.clone(), acceptor.clone());
+                    tokio::spawn(async move {
+                        let _ =
+                            flumen_rpc::thrift::server::serve_accepted(
+                                s,
+                                Some(&acceptor),
+                                protocol,
+                                1 << 20,
+                                CancellationToken::new(),
+                                |call| {
+                                    if let Call::AppendBatch(v) = &call {
+                                        g.lock().unwrap().extend(v.iter().map(|e| {
+                                            String::from_utf8_lossy(&e.body).into_owned()
+                                        }));
+                                    }
+                                    async { Status::Ok }
+                                },
+                            )
+                            .await;
+                    });
+                }
+            });
+            let port_s = port.to_string();
+            let base = [
+                ("hostname", "127.0.0.1"),
+                ("port", port_s.as_str()),
+                ("protocol", key),
+                ("connect-timeout", "2000"),
+                ("request-timeout", "2000"),
+            ];
+            let mut plain = sink(&base).unwrap();
+            assert!(
+                plain.deliver(&[Event::new("plain")]).await.is_err(),
+                "{key}"
+            );
+            let with_tls: Vec<_> = base
+                .iter()
+                .copied()
+                .chain([("ssl", "true"), ("trust-all-certs", "true")])
+                .collect();
+            let mut s = sink(&with_tls).unwrap();
+            s.deliver(&[Event::new("t1"), Event::new("t2")])
+                .await
+                .unwrap();
+            assert_eq!(*got.lock().unwrap(), ["t1", "t2"], "{key}");
+            s.stop().await;
+        }
     }
 }

@@ -10,8 +10,13 @@
 //!   `appendBatch`, `Event*`, `OpenConnectionCount`, `ChannelWriteFail`;
 //! - malformed input closes its connection (logged), never the source.
 //!
+//! TLS with deflate is Flume 1.11's layering, zlib(TLS(frames)) (Flume ≤ 1.9 used
+//! TLS(zlib(frames)); that pair of options never interoperated between those versions either).
+//! The TLS keys and their checks ([`TlsServerKeys`]) are shared with the thrift source.
+//!
 //! Differences from Flume: the TLS keystore is a PEM file (certificate chain + key), not a
-//! JKS; TLS together with deflate is refused (Flume 1.11 puts zlib outside TLS); `ipFilterRules`
+//! JKS (`keystore-password` and `keystore-type` are ignored with a warning; the JVM's
+//! `javax.net.ssl.keyStore*` fallbacks do not exist); `ipFilterRules`
 //! `name:` patterns are matched against `localhost` for loopback peers and against the IP text
 //! otherwise (no reverse DNS); `threads` bounds concurrently executing calls, not I/O threads.
 
@@ -22,8 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{Source, SourceContext, SourceError};
-use flumen_rpc::avro::tls::{self, TlsAcceptor};
 use flumen_rpc::avro::{AvroHandler, Call, PeerFilter, ServerOptions, Status};
+use flumen_rpc::tls::{self, TlsAcceptor};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -67,13 +72,13 @@ pub struct AvroSourceConfig {
     /// Serve TLS. Flume key: `ssl`. Default: false.
     pub ssl: bool,
     /// PEM file with the certificate chain and the (unencrypted) private key; Java keystores
-    /// must be converted (see `flumen_rpc::avro::tls`). Flume key: `keystore`. Required with
+    /// must be converted (see `flumen_rpc::tls`). Flume key: `keystore`. Required with
     /// `ssl = true`.
     pub keystore: Option<String>,
-    /// Flume key: `keystore-password`. Unused: PEM keys are read unencrypted.
+    /// Flume key: `keystore-password`. Ignored with a warning: PEM keys are read unencrypted.
     #[serde(rename = "keystore-password")]
     pub keystore_password: Option<String>,
-    /// Flume key: `keystore-type` (JKS). Unused: the file must be PEM whatever it says.
+    /// Flume key: `keystore-type` (JKS). Ignored with a warning: the file must be PEM.
     #[serde(rename = "keystore-type")]
     pub keystore_type: Option<String>,
     /// TLS versions not to offer (`TLSv1.2`, `TLSv1.3`). Flume key: `exclude-protocols`.
@@ -119,6 +124,15 @@ impl Default for AvroSourceConfig {
 }
 
 impl AvroSourceConfig {
+    fn tls_keys(&self) -> TlsServerKeys<'_> {
+        TlsServerKeys {
+            ssl: self.ssl,
+            keystore: self.keystore.as_deref(),
+            include_protocols: &self.include_protocols,
+            exclude_protocols: &self.exclude_protocols,
+        }
+    }
+
     /// Required keys, range checks, the IP filter rules; every problem found.
     pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
@@ -131,20 +145,7 @@ impl AvroSourceConfig {
         if self.threads == Some(0) {
             errors.push(props.error("threads", "`threads` must be at least 1"));
         }
-        if self.ssl {
-            if self.keystore.is_none() {
-                errors.push(props.error(
-                    "keystore",
-                    "`ssl = true` needs `keystore` (a PEM file with the certificate chain and the private key)",
-                ));
-            }
-            if self.compression_type == CompressionType::Deflate {
-                errors.push(props.error(
-                    "compression-type",
-                    "`compression-type = deflate` together with `ssl = true` is not supported yet",
-                ));
-            }
-        }
+        errors.extend(self.tls_keys().validate(props));
         if self.ip_filter {
             match &self.ip_filter_rules {
                 None => errors
@@ -251,16 +252,85 @@ pub(crate) fn list(v: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// The TLS acceptor for `ssl = true`, from the PEM keystore.
-fn acceptor(c: &AvroSourceConfig, props: &Props) -> Result<Option<TlsAcceptor>, Vec<Diagnostic>> {
-    let Some(keystore) = c.keystore.as_deref().filter(|_| c.ssl) else {
-        return Ok(None);
-    };
-    let versions = tls::versions(&list(&c.include_protocols), &list(&c.exclude_protocols))
-        .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
-    let config = tls::server_config(Path::new(keystore), &versions)
-        .map_err(|e| vec![props.error("keystore", e.to_string())])?;
-    Ok(Some(TlsAcceptor::from(config)))
+/// The server-side TLS keys shared by the avro and thrift sources (`flume-rpc.md` A.9, B.3),
+/// borrowed from their config structs (flumen-config's deserializer has no
+/// `#[serde(flatten)]`): `ssl`, `keystore` (PEM: certificate chain + unencrypted key),
+/// `include-protocols` / `exclude-protocols`. The other Flume keys — `keystore-password`,
+/// `keystore-type`, `include-cipher-suites`, `exclude-cipher-suites` — are accepted and
+/// ignored with a warning ([`TlsServerKeys::warnings`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsServerKeys<'a> {
+    /// `ssl`.
+    pub ssl: bool,
+    /// `keystore`.
+    pub keystore: Option<&'a str>,
+    /// `include-protocols` (space-separated).
+    pub include_protocols: &'a Option<String>,
+    /// `exclude-protocols` (space-separated).
+    pub exclude_protocols: &'a Option<String>,
+}
+
+impl TlsServerKeys<'_> {
+    /// Configuration errors: `ssl = true` without a keystore; no protocol version left.
+    pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        if !self.ssl {
+            return errors;
+        }
+        if self.keystore.is_none_or(|k| k.trim().is_empty()) {
+            errors.push(props.error(
+                "keystore",
+                "`ssl = true` needs `keystore` (a PEM file with the certificate chain and the private key)",
+            ));
+        }
+        if let Err(e) = tls::versions(&list(self.include_protocols), &list(self.exclude_protocols))
+        {
+            let key = if self.include_protocols.is_some() {
+                "include-protocols"
+            } else {
+                "exclude-protocols"
+            };
+            errors.push(props.error(key, e.to_string()));
+        }
+        errors
+    }
+
+    /// The acceptor for `ssl = true` (`None` without TLS); reads the keystore, so a JKS or an
+    /// unreadable file is a located error with the conversion hint.
+    pub fn acceptor(&self, props: &Props) -> Result<Option<TlsAcceptor>, Vec<Diagnostic>> {
+        let Some(keystore) = self.keystore.filter(|_| self.ssl) else {
+            return Ok(None);
+        };
+        let versions = tls::versions(&list(self.include_protocols), &list(self.exclude_protocols))
+            .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
+        let config = tls::server_config(Path::new(keystore.trim()), &versions)
+            .map_err(|e| vec![props.error("keystore", e.to_string())])?;
+        Ok(Some(TlsAcceptor::from(config)))
+    }
+
+    /// Warnings for the Flume TLS keys flumen accepts but does not use.
+    pub fn warnings(props: &Props) -> Vec<Diagnostic> {
+        let ignored = [
+            (
+                "keystore-password",
+                "the PEM keystore's private key must be unencrypted",
+            ),
+            ("keystore-type", "the keystore is always read as PEM"),
+            (
+                "include-cipher-suites",
+                "flumen offers rustls' default cipher suites",
+            ),
+            (
+                "exclude-cipher-suites",
+                "flumen offers rustls' default cipher suites",
+            ),
+        ];
+        ignored
+            .iter()
+            .filter(|(key, _)| props.get(key).is_some())
+            .map(|(key, why)| props.warning(key, format!("`{key}` is ignored: {why}")))
+            .collect()
+    }
 }
 
 fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>> {
@@ -269,7 +339,7 @@ fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>
             (true, Some(r)) => Some(parse_rules(r).map_err(|e| vec![Diagnostic::error(e)])?),
             _ => None,
         };
-        let tls = acceptor(&c, props)?;
+        let tls = c.tls_keys().acceptor(props)?;
         Ok(Box::new(AvroSource {
             bind: c.bind.unwrap_or_default().trim().to_string(),
             port: c.port.unwrap_or_default(),
@@ -282,14 +352,7 @@ fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>
             rules,
         }) as Box<dyn Source>)
     })?;
-    for key in ["include-cipher-suites", "exclude-cipher-suites"] {
-        if props.get(key).is_some() {
-            warnings.push(props.warning(
-                key,
-                format!("`{key}` is ignored: flumen offers rustls' default cipher suites"),
-            ));
-        }
-    }
+    warnings.extend(TlsServerKeys::warnings(props));
     Ok((source, warnings))
 }
 
@@ -388,7 +451,7 @@ impl AvroHandler for Handler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::components::sources::testing::{TestChannel, bodies, context, wait_until};
     use bytes::Bytes;
@@ -668,6 +731,17 @@ mod tests {
             ])
             .is_ok()
         );
+        // TLS with deflate (Flume 1.11's zlib outside TLS) is accepted.
+        assert!(
+            build_props(&[
+                ("bind", "127.0.0.1"),
+                ("port", "0"),
+                ("ssl", "true"),
+                ("keystore", &ks),
+                ("compression-type", "deflate"),
+            ])
+            .is_ok()
+        );
         let cfg = AvroSourceConfig {
             bind: Some("127.0.0.1".into()),
             port: Some(0),
@@ -675,7 +749,7 @@ mod tests {
             keystore: Some(ks.clone()),
             ..Default::default()
         };
-        let tls = acceptor(&cfg, &props(&[])).unwrap();
+        let tls = cfg.tls_keys().acceptor(&props(&[])).unwrap();
         let ch = TestChannel::new(1000, 100);
         let (port, cx, task) = start(
             AvroSource {
@@ -691,7 +765,7 @@ mod tests {
         let v = tls::versions(&[], &[]).unwrap();
         for (trust, all) in [(Some(ca.as_path()), false), (None, true)] {
             let opts = ClientOptions {
-                tls: Some(flumen_rpc::avro::tls::TlsConnector::from(
+                tls: Some(flumen_rpc::tls::TlsConnector::from(
                     tls::client_config(trust, all, &v).unwrap(),
                 )),
                 ..Default::default()
@@ -705,7 +779,7 @@ mod tests {
         // Trusting another CA (the leaf itself is no CA): the handshake fails.
         let wrong = tls::client_config(Some(&dir.path().join("leaf.pem")), false, &v).unwrap();
         let opts = ClientOptions {
-            tls: Some(flumen_rpc::avro::tls::TlsConnector::from(wrong)),
+            tls: Some(flumen_rpc::tls::TlsConnector::from(wrong)),
             ..Default::default()
         };
         assert!(AvroClient::connect("127.0.0.1", port, &opts).await.is_err());

@@ -13,23 +13,32 @@
 //! - `append` keeps `AppendReceived/Accepted`, `appendBatch` keeps
 //!   `AppendBatchReceived/Accepted`; both keep `EventReceived/Accepted`, and a refused call
 //!   counts `ChannelWriteFail`; `OpenConnectionCount` follows the live connections;
-//! - garbage, a frame over the limit or a wrong protocol closes that connection only.
+//! - garbage, a frame over the limit, a wrong protocol or a failed TLS handshake closes that
+//!   connection only.
 //!
-//! Differences from Flume: `ssl` and `kerberos` are not supported yet (a configuration error
-//! rather than a silently plain server). `threads` bounds the calls handled at once instead of
-//! Flume's selector worker threads.
+//! TLS (`ssl = true`, `flume-rpc.md` B.3): TLS from the first byte, frames inside; the keys
+//! and their checks are the avro source's ([`super::avro::TlsServerKeys`]): a PEM keystore
+//! (certificate chain + key; a JKS is refused with the conversion commands),
+//! include/exclude-protocols; `keystore-password`, `keystore-type` and the cipher lists are
+//! ignored with a warning.
+//!
+//! Differences from Flume: `kerberos` is not supported (a configuration error rather than a
+//! silently unauthenticated server). `threads` bounds the calls handled at once instead of
+//! Flume's worker threads. The keystore is PEM, not JKS.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{Event, Source, SourceContext, SourceError};
-use flumen_rpc::thrift::{Call, DEFAULT_MAX_FRAME, Protocol, Status, server::serve_connection};
+use flumen_rpc::thrift::{Call, DEFAULT_MAX_FRAME, Protocol, Status, server::serve_accepted};
+use flumen_rpc::tls::TlsAcceptor;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::avro::TlsServerKeys;
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `thrift` source.
@@ -57,8 +66,30 @@ pub struct ThriftSourceConfig {
     /// `compact` or `binary`, compared exactly like Flume. Flume key: `protocol`.
     /// Default: `compact`.
     pub protocol: String,
-    /// TLS. Flume key: `ssl`. Default: false. Not supported yet.
+    /// Serve TLS. Flume key: `ssl`. Default: false.
     pub ssl: bool,
+    /// PEM file with the certificate chain and the (unencrypted) private key; Java keystores
+    /// must be converted (see `flumen_rpc::tls`). Flume key: `keystore`. Required with
+    /// `ssl = true`.
+    pub keystore: Option<String>,
+    /// Flume key: `keystore-password`. Ignored with a warning: PEM keys are read unencrypted.
+    #[serde(rename = "keystore-password")]
+    pub keystore_password: Option<String>,
+    /// Flume key: `keystore-type` (JKS). Ignored with a warning: the file must be PEM.
+    #[serde(rename = "keystore-type")]
+    pub keystore_type: Option<String>,
+    /// TLS versions not to offer (`TLSv1.2`, `TLSv1.3`). Flume key: `exclude-protocols`.
+    #[serde(rename = "exclude-protocols")]
+    pub exclude_protocols: Option<String>,
+    /// TLS versions to offer (default both). Flume key: `include-protocols`.
+    #[serde(rename = "include-protocols")]
+    pub include_protocols: Option<String>,
+    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
+    #[serde(rename = "exclude-cipher-suites")]
+    pub exclude_cipher_suites: Option<String>,
+    /// Flume key: `include-cipher-suites`. Ignored with a warning.
+    #[serde(rename = "include-cipher-suites")]
+    pub include_cipher_suites: Option<String>,
     /// Kerberos SASL. Flume key: `kerberos`. Default: false. Not supported.
     pub kerberos: bool,
     /// Largest accepted frame in bytes (flumen only). Key: `max-frame-length`.
@@ -75,6 +106,13 @@ impl Default for ThriftSourceConfig {
             threads: None,
             protocol: "compact".into(),
             ssl: false,
+            keystore: None,
+            keystore_password: None,
+            keystore_type: None,
+            exclude_protocols: None,
+            include_protocols: None,
+            exclude_cipher_suites: None,
+            include_cipher_suites: None,
             kerberos: false,
             max_frame_length: DEFAULT_MAX_FRAME,
         }
@@ -82,6 +120,15 @@ impl Default for ThriftSourceConfig {
 }
 
 impl ThriftSourceConfig {
+    fn tls_keys(&self) -> TlsServerKeys<'_> {
+        TlsServerKeys {
+            ssl: self.ssl,
+            keystore: self.keystore.as_deref(),
+            include_protocols: &self.include_protocols,
+            exclude_protocols: &self.exclude_protocols,
+        }
+    }
+
     /// Required keys and unsupported options; every problem found, located at its key.
     pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
@@ -103,12 +150,7 @@ impl ThriftSourceConfig {
                 ),
             ));
         }
-        if self.ssl {
-            errors.push(props.error(
-                "ssl",
-                "`ssl = true` is not yet supported by the thrift source",
-            ));
-        }
+        errors.extend(self.tls_keys().validate(props));
         if self.kerberos {
             errors.push(props.error(
                 "kerberos",
@@ -123,7 +165,8 @@ impl ThriftSourceConfig {
 }
 
 fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>> {
-    build_with(props, ThriftSourceConfig::validate, |c| {
+    let (source, mut warnings) = build_with(props, ThriftSourceConfig::validate, |c| {
+        let tls = c.tls_keys().acceptor(props)?;
         Ok(Box::new(ThriftSource {
             bind: c.bind.unwrap_or_default().trim().to_string(),
             port: c.port.unwrap_or_default(),
@@ -134,18 +177,35 @@ fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>
             },
             threads: c.threads,
             max_frame: c.max_frame_length,
+            tls,
         }) as Box<dyn Source>)
-    })
+    })?;
+    warnings.extend(TlsServerKeys::warnings(props));
+    Ok((source, warnings))
 }
 
 /// The thrift source.
-#[derive(Debug)]
 pub struct ThriftSource {
     bind: String,
     port: u16,
     protocol: Protocol,
     threads: Option<usize>,
     max_frame: usize,
+    /// `ssl = true`: the handshake runs first on every accepted connection.
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ThriftSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThriftSource")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("protocol", &self.protocol)
+            .field("threads", &self.threads)
+            .field("max_frame", &self.max_frame)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 #[async_trait::async_trait]
@@ -169,7 +229,7 @@ impl ThriftSource {
         cx: SourceContext,
     ) -> Result<(), SourceError> {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(source = %cx.name, %addr, protocol = ?self.protocol, "Thrift source listening.");
+            tracing::info!(source = %cx.name, %addr, protocol = ?self.protocol, ssl = self.tls.is_some(), "Thrift source listening.");
         }
         let limit = self
             .threads
@@ -189,10 +249,11 @@ impl ThriftSource {
                         let cx = cx.clone();
                         let limit = limit.clone();
                         let (protocol, max_frame) = (self.protocol, self.max_frame);
+                        let tls = self.tls.clone();
                         connections.spawn(async move {
                             cx.counters.open_connection.inc();
                             let shutdown = cx.shutdown.clone();
-                            let result = serve_connection(stream, protocol, max_frame, shutdown, |call| {
+                            let result = serve_accepted(stream, tls.as_ref(), protocol, max_frame, shutdown, |call| {
                                 handle(cx.clone(), limit.clone(), call)
                             })
                             .await;
@@ -288,7 +349,7 @@ mod tests {
         assert!(errors(&[("port", "1")]).contains("bind"));
         assert!(errors(&[("bind", "h"), ("port", "1"), ("protocol", "json")]).contains("json"));
         assert!(
-            errors(&[("bind", "h"), ("port", "1"), ("ssl", "true")]).contains("not yet supported")
+            errors(&[("bind", "h"), ("port", "1"), ("ssl", "true")]).contains("needs `keystore`")
         );
         assert!(errors(&[("bind", "h"), ("port", "1"), ("kerberos", "true")]).contains("kerberos"));
     }
@@ -306,6 +367,7 @@ mod tests {
                 protocol,
                 threads: Some(2),
                 max_frame: DEFAULT_MAX_FRAME,
+                tls: None,
             });
             let task = tokio::spawn(src.serve(listener, cx.clone()));
             let config = ClientConfig {
@@ -336,5 +398,90 @@ mod tests {
             task.await.unwrap().unwrap();
             assert_eq!(k.open_connection.get(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn tls_source_serves_tls_clients_and_refuses_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((keystore, ca)) = super::super::avro::tests::test_certs(dir.path()) else {
+            return;
+        };
+        let ks = keystore.display().to_string();
+        // Keys: a PEM keystore works; the ignored Flume keys warn; a JKS is refused with the
+        // conversion hint.
+        let (_, warnings) = build_props(&[
+            ("bind", "127.0.0.1"),
+            ("port", "0"),
+            ("ssl", "true"),
+            ("keystore", &ks),
+            ("keystore-password", "secret"),
+            ("keystore-type", "JKS"),
+            ("include-protocols", "TLSv1.2 TLSv1.3"),
+            ("exclude-cipher-suites", "X"),
+        ])
+        .unwrap();
+        let w: Vec<&str> = warnings.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w.iter().all(|m| m.contains("is ignored")), "{w:?}");
+        std::fs::write(dir.path().join("ks.jks"), [0xfe, 0xed, 0xfe, 0xed]).unwrap();
+        let jks = dir.path().join("ks.jks").display().to_string();
+        let e = errors(&[
+            ("bind", "h"),
+            ("port", "1"),
+            ("ssl", "true"),
+            ("keystore", &jks),
+        ]);
+        assert!(e.contains("not a PEM file") && e.contains("keytool"), "{e}");
+        let e = errors(&[
+            ("bind", "h"),
+            ("port", "1"),
+            ("ssl", "true"),
+            ("keystore", &ks),
+            ("exclude-protocols", "TLSv1.2 TLSv1.3"),
+        ]);
+        assert!(e.contains("no TLS protocol version"), "{e}");
+
+        let (c, _) = props(&[("ssl", "true"), ("keystore", &ks)])
+            .deserialize::<ThriftSourceConfig>()
+            .unwrap();
+        let tls = c.tls_keys().acceptor(&props(&[])).unwrap();
+        let ch = TestChannel::new(100, 100);
+        let cx = context(ch.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let src = Box::new(ThriftSource {
+            bind: "127.0.0.1".into(),
+            port,
+            protocol: Protocol::Compact,
+            threads: None,
+            max_frame: DEFAULT_MAX_FRAME,
+            tls,
+        });
+        let task = tokio::spawn(src.serve(listener, cx.clone()));
+        let v = flumen_rpc::tls::versions(&[], &[]).unwrap();
+        let config = ClientConfig {
+            tls: Some(flumen_rpc::tls::TlsConnector::from(
+                flumen_rpc::tls::client_config(Some(&ca), false, &v).unwrap(),
+            )),
+            ..ClientConfig::default()
+        };
+        // A plain client first: refused, and the source keeps serving.
+        let plain = ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        };
+        let mut p = ThriftClient::connect("127.0.0.1", port, &plain)
+            .await
+            .unwrap();
+        assert!(p.append(&Event::new("plain")).await.is_err());
+        let mut c = ThriftClient::connect("127.0.0.1", port, &config)
+            .await
+            .unwrap();
+        assert_eq!(c.append(&Event::new("one")).await.unwrap(), Status::Ok);
+        let batch = [Event::new("two"), Event::new("three")];
+        assert_eq!(c.append_batch(&batch).await.unwrap(), Status::Ok);
+        assert_eq!(bodies(&ch.drain()), ["one", "two", "three"]);
+        cx.shutdown.cancel();
+        task.await.unwrap().unwrap();
     }
 }

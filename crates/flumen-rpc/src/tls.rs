@@ -1,7 +1,10 @@
-//! TLS for Avro RPC (`ssl = true`, `flume-rpc.md` A.9): rustls configurations built from PEM
-//! files, with Flume's client behaviour — the server certificate chain is checked against the
-//! trust store (or not at all with `trust-all-certs`), the host name is never checked, and the
-//! server does not ask for client certificates.
+//! TLS for Flume's RPC (`ssl = true`; `flume-rpc.md` A.9 for Avro, B.3 for Thrift): rustls
+//! configurations built from PEM files, with Flume's client behaviour — the server certificate
+//! chain is checked against the trust store (or not at all with `trust-all-certs`), the host
+//! name is never checked, and the server does not ask for client certificates. Protocol
+//! neutral: the Avro client and server put Netty frames inside (under a zlib layer with
+//! deflate, see [`crate::zlib`]), the Thrift ones put `TFramedTransport` frames inside. TLS
+//! starts with the first byte of the connection (no STARTTLS).
 //!
 //! Java keystores (JKS, PKCS12) are not read; convert them once to PEM:
 //! `keytool -importkeystore -srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12`
@@ -23,6 +26,9 @@ use tokio_rustls::rustls::{
     SignatureScheme,
 };
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// Longest a server waits for a client's TLS handshake before dropping the connection.
+pub const SERVER_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Where Debian and most Linux distributions keep the system CA bundle, used when the client
 /// has no trust store (Flume falls back to the JVM's CAs).
@@ -70,7 +76,8 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, TlsError> {
     if !data.windows(10).any(|w| w == b"-----BEGIN") {
         return Err(TlsError(format!(
             "{what} {} is not a PEM file; convert a Java keystore with keytool and openssl \
-             (see the avro source documentation)",
+             (keytool -importkeystore -srckeystore ks.jks -destkeystore ks.p12 \
+             -deststoretype PKCS12, then openssl pkcs12 -in ks.p12 -nodes -out {what}.pem)",
             path.display()
         )));
     }
@@ -159,6 +166,29 @@ pub fn server_name(host: &str) -> ServerName<'static> {
         .unwrap_or_else(|_| ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 
+/// The server side of a TLS handshake on a fresh connection, bounded by
+/// [`SERVER_HANDSHAKE_TIMEOUT`] and abandoned on `shutdown` (`Ok(None)`).
+///
+/// # Errors
+/// A failed handshake (e.g. a plain-text client, an untrusting client) or the timeout.
+pub async fn accept<S>(
+    acceptor: &TlsAcceptor,
+    stream: S,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::select! {
+        () = shutdown.cancelled() => Ok(None),
+        r = tokio::time::timeout(SERVER_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match r {
+            Ok(Ok(tls)) => Ok(Some(tls)),
+            Ok(Err(e)) => Err(std::io::Error::new(e.kind(), format!("TLS handshake failed: {e}"))),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+        },
+    }
+}
+
 /// Chain verification without the host-name check (Flume's client does none).
 #[derive(Debug)]
 struct NoHostName(Arc<rustls::client::WebPkiServerVerifier>);
@@ -236,5 +266,107 @@ impl ServerCertVerifier for TrustAll {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
+    }
+}
+
+/// Test certificates made with the `openssl` CLI (no certificate crate in the tree).
+#[cfg(test)]
+pub(crate) mod test_certs {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scratch directory removed on drop (flumen-rpc has no `tempfile`).
+    pub(crate) struct Scratch(pub PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Paths of a CA and a server certificate it signed, for the name `flumen.test` (so a
+    /// host-name check on 127.0.0.1 would fail).
+    pub(crate) struct Certs {
+        /// Keeps the files alive.
+        pub _dir: Scratch,
+        /// PEM: leaf certificate, then its key.
+        pub keystore: PathBuf,
+        /// PEM: the CA certificate.
+        pub ca: PathBuf,
+        /// PEM: the leaf certificate alone (a wrong trust store: it is no CA).
+        pub leaf: PathBuf,
+    }
+
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter()
+            .map(String::as_str)
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
+    /// `None` (with a note on stderr) when the `openssl` CLI is missing.
+    pub(crate) fn make() -> Option<Certs> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "flumen-rpc-certs-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).ok()?;
+        let dir = Scratch(dir);
+        let run = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(&dir.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        let cmd = |s: String| -> Vec<String> { s.split(' ').map(str::to_owned).collect() };
+        let ca = cmd(format!(
+            "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=flumen-test-CA"
+        ));
+        let csr = cmd(format!(
+            "req {ec} -keyout leaf.key -out leaf.csr -subj /CN=flumen.test"
+        ));
+        let sign = cmd(
+            "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                        -out leaf.pem -days 2 -extfile leaf.ext"
+                .replace("  ", " "),
+        );
+        std::fs::write(
+            dir.0.join("leaf.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:flumen.test\n",
+        )
+        .ok()?;
+        if !(run(&args(&ca)) && run(&args(&csr)) && run(&args(&sign))) {
+            eprintln!("SKIPPED: openssl CLI unavailable; TLS not tested");
+            return None;
+        }
+        let path = |n: &str| dir.0.join(n);
+        let mut keystore = std::fs::read(path("leaf.pem")).ok()?;
+        keystore.extend(std::fs::read(path("leaf.key")).ok()?);
+        std::fs::write(path("keystore.pem"), keystore).ok()?;
+        Some(Certs {
+            keystore: path("keystore.pem"),
+            ca: path("ca.pem"),
+            leaf: path("leaf.pem"),
+            _dir: dir,
+        })
+    }
+
+    /// A connector trusting `trust` (PEM).
+    pub(crate) fn connector(trust: &Path) -> super::TlsConnector {
+        let v = super::versions(&[], &[]).unwrap();
+        super::TlsConnector::from(super::client_config(Some(trust), false, &v).unwrap())
+    }
+
+    /// An acceptor serving the keystore.
+    pub(crate) fn acceptor(keystore: &Path) -> super::TlsAcceptor {
+        let v = super::versions(&[], &[]).unwrap();
+        super::TlsAcceptor::from(super::server_config(keystore, &v).unwrap())
     }
 }
