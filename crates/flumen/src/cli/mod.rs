@@ -11,6 +11,7 @@ use flumen_config::{AgentDef, Diagnostic};
 use crate::topology::{self, BuildOptions, Plan};
 
 pub mod agent;
+pub mod avro_client;
 
 /// Exit code for a configuration that has errors.
 pub const EXIT_CONFIG: u8 = 1;
@@ -33,6 +34,9 @@ enum Command {
     Check(ConfigArgs),
     /// List the component types this build knows.
     Components,
+    /// Send the lines of a file or of standard input to an Avro source (`flume-ng avro-client`).
+    #[command(name = "avro-client")]
+    AvroClient(avro_client::AvroClientArgs),
 }
 
 /// Where the configuration is and which agent to take from it (Flume's spellings).
@@ -236,6 +240,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => agent::run(args),
         Command::Check(args) => check(&args),
+        Command::AvroClient(args) => avro_client::run(args),
         Command::Components => {
             components();
             ExitCode::SUCCESS

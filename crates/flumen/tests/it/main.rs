@@ -3,6 +3,7 @@
 
 mod util;
 
+mod avro_client;
 mod config_check;
 mod fanout;
 mod file_channel;
