@@ -14,3 +14,4 @@ mod reload;
 mod rpc_avro;
 mod rpc_thrift;
 mod sink_groups;
+mod tiers;
