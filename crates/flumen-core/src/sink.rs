@@ -150,6 +150,7 @@ impl SinkDriver {
         if !self.started {
             self.sink.start().await.map_err(|source| {
                 self.counters.connection_failed.inc();
+                self.counters.failed();
                 SinkError::Delivery {
                     sink: self.name.clone(),
                     source,
@@ -163,6 +164,7 @@ impl SinkDriver {
             Ok(n) => n,
             Err(source) => {
                 c.channel_read_fail.inc();
+                c.failed();
                 return Err(SinkError::Channel {
                     sink: self.name.clone(),
                     source,
@@ -171,6 +173,7 @@ impl SinkDriver {
         };
         if n == 0 {
             c.batch_empty.inc();
+            c.not_failing();
             tx.rollback();
             return Ok(Status::Backoff);
         }
@@ -180,8 +183,11 @@ impl SinkDriver {
             c.batch_complete.inc();
         }
         c.event_drain_attempt.add(n as u64);
+        // Delivery plus commit: what the batch-latency histogram measures.
+        let began = std::time::Instant::now();
         if let Err(source) = self.sink.deliver(tx.taken()).await {
             c.event_write_fail.inc();
+            c.failed();
             tx.rollback();
             return Err(SinkError::Delivery {
                 sink: self.name.clone(),
@@ -190,12 +196,14 @@ impl SinkDriver {
         }
         tx.commit().await.map_err(|source| {
             c.channel_read_fail.inc();
+            c.failed();
             SinkError::Channel {
                 sink: self.name.clone(),
                 source,
             }
         })?;
         c.event_drain_success.add(n as u64);
+        c.delivered(began.elapsed());
         Ok(Status::Ready)
     }
 

@@ -16,7 +16,7 @@
 //! - `FLUMEN_BENCH_ONLY`: comma-separated workload keys to run (default all):
 //!   `netcat-null`, `seq-null`, `netcat-file`, `rsyslog-null`, `rsyslog-file`,
 //!   `netcat-filechannel-file`, `rsyslog-da-file`, `rsyslog-da-file-sync`, `rsyslog-disk-file`,
-//!   `rsyslog-disk-file-sync`.
+//!   `rsyslog-disk-file-sync`, `netcat-null-http`.
 //!
 //! Workloads (every line is 200 bytes including its newline):
 //! 1. `netcat-null`: netcat source (`ack-every-event = false`) → memory channel → null sink.
@@ -62,6 +62,11 @@
 //!
 //!    rsyslog's main queue (in memory, 100,000 messages by default) sits in front of the action
 //!    queue in 7 and 8 and is not persisted; imtcp acknowledges nothing.
+//! 9. `netcat-null-http` (issue 6): as 1 with the HTTP metrics server on
+//!    (`--http 127.0.0.1:<port>`) and a scraper thread fetching `/metrics` every 100 ms for
+//!    the whole run (each request on a new connection, the body read to the end). Run it with
+//!    `netcat-null` in the same invocation: the table then prints the server's cost as the
+//!    throughput difference of the medians (the target is under 2%).
 //!
 //! rsyslog runs with its defaults except what the workloads need; in the file workload it
 //! writes lines out of order (its main queue has several workers), so its output is checked
@@ -173,10 +178,11 @@ enum Workload {
     RsyslogDaFileSync,
     RsyslogDiskFile,
     RsyslogDiskFileSync,
+    NetcatNullHttp,
 }
 
 impl Workload {
-    const ALL: [Workload; 10] = [
+    const ALL: [Workload; 11] = [
         Workload::NetcatNull,
         Workload::SeqNull,
         Workload::NetcatFile,
@@ -187,6 +193,7 @@ impl Workload {
         Workload::RsyslogDaFileSync,
         Workload::RsyslogDiskFile,
         Workload::RsyslogDiskFileSync,
+        Workload::NetcatNullHttp,
     ];
 
     fn key(self) -> &'static str {
@@ -201,6 +208,7 @@ impl Workload {
             Workload::RsyslogDaFileSync => "rsyslog-da-file-sync",
             Workload::RsyslogDiskFile => "rsyslog-disk-file",
             Workload::RsyslogDiskFileSync => "rsyslog-disk-file-sync",
+            Workload::NetcatNullHttp => "netcat-null-http",
         }
     }
 
@@ -219,6 +227,7 @@ impl Workload {
             Workload::RsyslogDaFileSync => "rsyslog imtcp->DA queue (fsync)->omfile".to_owned(),
             Workload::RsyslogDiskFile => "rsyslog imtcp->disk queue->omfile".to_owned(),
             Workload::RsyslogDiskFileSync => "rsyslog imtcp->disk queue (fsync)->omfile".to_owned(),
+            Workload::NetcatNullHttp => "netcat->memory->null, /metrics every 100ms".to_owned(),
         }
     }
 
@@ -262,6 +271,7 @@ impl Workload {
             Workload::RsyslogDaFileSync => rsyslog_queued_file(payload, false, true),
             Workload::RsyslogDiskFile => rsyslog_queued_file(payload, true, false),
             Workload::RsyslogDiskFileSync => rsyslog_queued_file(payload, true, true),
+            Workload::NetcatNullHttp => flumen_netcat_null_http(bin, payload),
         }
     }
 }
@@ -440,6 +450,14 @@ fn print_table(summaries: &[Summary]) {
                 a.peak_kib as f64 / b.peak_kib as f64
             );
         }
+    }
+    if let (Some(off), Some(on)) = (find(Workload::NetcatNull), find(Workload::NetcatNullHttp)) {
+        println!(
+            "metrics server cost (netcat-null vs netcat-null-http medians): {:+.2}% throughput, \
+             peak RSS {:+.1} MiB",
+            (off.rate - on.rate) / off.rate * 100.0,
+            kib_to_mib(on.peak_kib) - kib_to_mib(off.peak_kib)
+        );
     }
 }
 
@@ -1188,4 +1206,91 @@ fn check_any_order(path: &Path, data: &[u8], payload: &Payload) -> Result<u64> {
         );
     }
     Ok(breaks)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics server cost (issue 6)
+
+/// `netcat-null` with `--http` and a scraper hitting `/metrics` every 100 ms.
+fn flumen_netcat_null_http(bin: &Path, payload: &Payload) -> Result<Sample> {
+    let dir = tempdir()?;
+    let port = free_port()?;
+    let http_port = free_port()?;
+    let config = format!(
+        "{}{}",
+        netcat_source(port),
+        null_sink(payload.lines, channel_capacity())
+    );
+    let conf = dir.path().join("flume.conf");
+    std::fs::write(&conf, config).context("writing the agent's configuration")?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["agent", "-n", "a1", "-f"])
+        .arg(&conf)
+        .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn,flumen::components::sinks::null=debug")
+        .env("NO_COLOR", "1");
+    let mut agent = Proc::spawn("flumen agent", cmd, None)?;
+    let idle_kib = idle_rss(&mut agent)?;
+    let memory = MemoryPoller::start(agent.pid);
+    let scraper = Scraper::start(http_port);
+    let (start, stream) = connect_and_send(port, payload, None, &mut agent)?;
+    wait_null_sink(&mut agent, payload.lines, TIMEOUT)?;
+    let elapsed = start.elapsed();
+    let (scrapes, failures) = scraper.stop();
+    let peak_kib = memory.stop()?;
+    drop(stream);
+    agent.stop();
+    ensure!(scrapes > 0, "the scraper never got a /metrics answer");
+    Ok(Sample {
+        elapsed,
+        lines: payload.lines,
+        peak_kib,
+        idle_kib: Some(idle_kib),
+        note: Some(format!("{scrapes} scrapes of /metrics, {failures} failed")),
+    })
+}
+
+/// A thread fetching `/metrics` every 100 ms until stopped.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: thread::JoinHandle<(u64, u64)>,
+}
+
+impl Scraper {
+    fn start(port: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while !flag.load(Ordering::Relaxed) {
+                let began = Instant::now();
+                match scrape_once(port) {
+                    Ok(true) => ok += 1,
+                    _ => failed += 1,
+                }
+                thread::sleep(Duration::from_millis(100).saturating_sub(began.elapsed()));
+            }
+            (ok, failed)
+        });
+        Self { stop, handle }
+    }
+
+    /// Stops the thread; returns (successful scrapes, failed ones).
+    fn stop(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or((0, 0))
+    }
+}
+
+/// One `GET /metrics`; true for a 200 with a JSON object body.
+fn scrape_once(port: u16) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut body = Vec::new();
+    s.read_to_end(&mut body)?;
+    Ok(body.starts_with(b"HTTP/1.1 200") && body.ends_with(b"}"))
 }

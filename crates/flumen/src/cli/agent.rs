@@ -1,11 +1,13 @@
-//! `flumen agent`: run an agent until SIGTERM/SIGINT, applying configuration changes live.
+//! `flumen agent`: run an agent until SIGTERM/SIGINT, applying configuration changes live,
+//! with the HTTP metrics server when `--http` or `-Dflume.monitoring.type=http` asks for it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use flumen_core::MetricsRegistry;
+use flumen_core::{CancellationToken, MetricsRegistry};
 use notify::Watcher;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -14,7 +16,9 @@ use super::{
     AgentArgs, EXIT_CONFIG, EXIT_RUNTIME, flume_log_level, init_logging, load_plan,
     print_diagnostics,
 };
-use crate::topology::{BuildOptions, RunningAgent};
+use crate::http::config_view::Running;
+use crate::http::console::ConsoleState;
+use crate::topology::{BuildOptions, Plan, RunningAgent};
 
 /// Runs the agent; returns when it has shut down.
 pub fn run(args: AgentArgs) -> ExitCode {
@@ -25,13 +29,18 @@ pub fn run(args: AgentArgs) -> ExitCode {
         .or_else(|| flume_log_level(&defines))
         .unwrap_or_else(|| "info".into());
     init_logging(&level);
-    if let Some(t) = defines.get("flume.monitoring.type") {
-        // Remembered for the metrics server; served by a later version.
-        let port = defines
-            .get("flume.monitoring.port")
-            .map_or("41414", String::as_str);
-        tracing::info!(monitoring = %t, port, "Monitoring requested; the HTTP metrics server is not part of this build yet.");
-    }
+    let http = match crate::http::monitoring(args.http.as_deref(), &defines) {
+        Ok(m) => {
+            for w in &m.warnings {
+                tracing::warn!(problem = %w, "Monitoring option not applied.");
+            }
+            m.addr
+        }
+        Err(e) => {
+            eprintln!("flumen: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,10 +51,10 @@ pub fn run(args: AgentArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(run_agent(args))
+    runtime.block_on(run_agent(args, http))
 }
 
-async fn run_agent(args: AgentArgs) -> ExitCode {
+async fn run_agent(args: AgentArgs, http: Option<SocketAddr>) -> ExitCode {
     let path = args.config.resolved_file();
     let name = args.config.name.clone();
     let options = BuildOptions {
@@ -66,8 +75,45 @@ async fn run_agent(args: AgentArgs) -> ExitCode {
     };
     print_diagnostics(&plan.warnings);
     let (n_src, n_ch, n_run) = (plan.sources.len(), plan.channels.len(), plan.runners.len());
-    let mut agent = RunningAgent::new(Arc::new(MetricsRegistry::default()));
+    let registry = Arc::new(MetricsRegistry::default());
+    // The server starts before the components, so a taken port stops the agent before any
+    // event is accepted, and `/ready` can say "starting" meanwhile.
+    let server_stop = CancellationToken::new();
+    let server = match http {
+        None => None,
+        Some(addr) => match crate::http::bind(addr).await {
+            Ok(listener) => {
+                let state = crate::http::AppState::new(
+                    registry.clone(),
+                    &name,
+                    Duration::from_secs(args.ready_sink_failure_secs),
+                );
+                let bound = listener.local_addr().unwrap_or(addr);
+                let console = ConsoleState::new(state.clone(), server_stop.clone());
+                let handle = crate::http::serve(
+                    listener,
+                    crate::http::router(state.clone())
+                        .merge(crate::http::console::router(console.clone())),
+                    server_stop.clone(),
+                );
+                tracing::info!(address = %bound, "HTTP metrics server listening (/metrics, /metrics/prometheus, /health, /ready, console on /).");
+                Some((state, handle, console))
+            }
+            Err(e) => {
+                eprintln!("flumen: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
+    };
+    let console = server.as_ref().map(|(_, _, c)| c.clone());
+    if let Some(console) = &console {
+        publish_applied(console, &path, &name, &plan).await;
+    }
+    let mut agent = RunningAgent::new(registry);
     agent.apply(plan).await;
+    if let Some((state, _, _)) = &server {
+        state.set_agent_started();
+    }
     tracing::info!(agent = %name, file = %path.display(), sources = n_src, channels = n_ch, sink_runners = n_run, "Agent started.");
 
     let (Ok(mut sigterm), Ok(mut sigint)) = (
@@ -102,7 +148,7 @@ async fn run_agent(args: AgentArgs) -> ExitCode {
                     continue;
                 }
                 last = stamp;
-                reload(&mut agent, &path, &name, options).await;
+                reload(&mut agent, &path, &name, options, console.as_ref()).await;
             }
         }
     }
@@ -119,16 +165,32 @@ async fn run_agent(args: AgentArgs) -> ExitCode {
     agent
         .shutdown(Duration::from_secs(args.drain_timeout))
         .await;
+    // Metrics stay readable while the sinks drain; the server goes last.
+    server_stop.cancel();
+    if let Some((_, handle, _)) = server {
+        // Graceful shutdown waits for open keep-alive connections; a scraper must not hold
+        // the exit hostage.
+        let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+    }
     tracing::info!(agent = %name, "Agent stopped.");
     ExitCode::SUCCESS
 }
 
-async fn reload(agent: &mut RunningAgent, path: &Path, name: &str, options: BuildOptions) {
+async fn reload(
+    agent: &mut RunningAgent,
+    path: &Path,
+    name: &str,
+    options: BuildOptions,
+    console: Option<&ConsoleState>,
+) {
     let reuse = |n: &str, fp: &crate::topology::build::Fingerprint| agent.reusable_channel(n, fp);
     match load_plan(path, name, options, &reuse) {
         Ok(plan) => {
             for d in &plan.warnings {
                 tracing::warn!(diagnostic = %d, "Configuration warning.");
+            }
+            if let Some(console) = console {
+                publish_applied(console, path, name, &plan).await;
             }
             let s = agent.apply(plan).await;
             tracing::info!(
@@ -142,8 +204,45 @@ async fn reload(agent: &mut RunningAgent, path: &Path, name: &str, options: Buil
                 tracing::error!(diagnostic = %d, "Configuration error.");
             }
             tracing::error!(file = %path.display(), "New configuration rejected; the running flows keep the previous one.");
+            if let Some(console) = console {
+                console.rejected(&diags);
+            }
         }
     }
+}
+
+/// Shows `plan` (about to be applied) on the console's `/config`: the file is read again for
+/// the components' properties as written (the plan keeps only built components), restricted
+/// to the components the plan runs.
+async fn publish_applied(console: &ConsoleState, path: &Path, name: &str, plan: &Plan) {
+    let mut running = Running {
+        sources: plan.sources.iter().map(|s| s.name.clone()).collect(),
+        channels: plan.channels.iter().map(|c| c.name.clone()).collect(),
+        ..Running::default()
+    };
+    for r in &plan.runners {
+        let sinks = r.sink_names();
+        // A runner named after its only sink is an ungrouped sink; otherwise a group.
+        if sinks.len() != 1 || sinks[0] != r.name {
+            running.groups.insert(r.name.clone());
+        }
+        running.sinks.extend(sinks.into_iter().map(str::to_owned));
+    }
+    let def = match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            let (entries, _) = flumen_config::parse_properties(text);
+            let env = |k: &str| std::env::var(k).ok();
+            flumen_config::load_agent(&entries, name, &env).0
+        }
+        // Changed or removed since the plan was loaded: show the names at least.
+        Err(_) => flumen_config::AgentDef {
+            name: name.to_owned(),
+            ..Default::default()
+        },
+    };
+    console.applied(&def, path, &running, &plan.warnings);
 }
 
 /// Content identity of the file: reload only when it really changed.

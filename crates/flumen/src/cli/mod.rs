@@ -82,6 +82,19 @@ pub struct AgentArgs {
     /// Log level (error, warn, info, debug, trace); overrides `-Dflume.root.logger`.
     #[arg(long = "log-level")]
     pub log_level: Option<String>,
+    /// Serve metrics (`/metrics` JSON and Prometheus), `/health` and `/ready` on ADDR
+    /// (`127.0.0.1:34545`, `0.0.0.0:34545` or a bare port for loopback). Same server as
+    /// `-Dflume.monitoring.type=http -Dflume.monitoring.port=PORT`
+    /// [`-Dflume.monitoring.host=HOST`, default 127.0.0.1].
+    #[arg(long = "http", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Seconds a sink may fail without a success before `/ready` reports the agent not ready.
+    #[arg(
+        long = "ready-sink-failure-secs",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    pub ready_sink_failure_secs: u64,
 }
 
 impl ConfigArgs {

@@ -1,6 +1,12 @@
 //! A running agent: starts a [`Plan`], stops it in Flume's order (sources, then sinks with a
 //! drain, then channels), and applies a new plan as a diff so that unchanged components keep
 //! running and unchanged channels keep their queued events.
+//!
+//! Metrics: every running component's counter group is registered under Flume's key
+//! (`SOURCE.r1`) with its type alias; a component removed by a reload is unregistered (it
+//! disappears from `/metrics`, where Flume would keep showing it stopped); a component kept as
+//! it was keeps its counters and `StartTime`; a component rebuilt because its configuration
+//! changed starts again from zero, as every component does on a Flume reload.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +28,8 @@ struct Task {
     /// How a sink runner stops: immediately on reload, draining on shutdown.
     mode: watch::Sender<StopMode>,
     handle: JoinHandle<()>,
+    /// Registry keys of the counter groups this task reports (`SOURCE.r1`, `SINK.k1`...).
+    metric_keys: Vec<String>,
 }
 
 impl Task {
@@ -118,6 +126,7 @@ impl RunningAgent {
             .collect();
         for n in stale_sources {
             if let Some(t) = self.sources.remove(&n) {
+                self.unregister(&t.metric_keys);
                 t.stop(StopMode::Immediate).await;
             }
             if new_sources.contains_key(n.as_str()) {
@@ -134,6 +143,7 @@ impl RunningAgent {
             .collect();
         for n in stale_runners {
             if let Some(t) = self.runners.remove(&n) {
+                self.unregister(&t.metric_keys);
                 t.stop(StopMode::Immediate).await;
             }
             if new_runners.contains_key(n.as_str()) {
@@ -158,8 +168,11 @@ impl RunningAgent {
                 } else {
                     summary.added.push(format!("channel {}", c.name));
                 }
-                self.metrics
-                    .register(&c.name, ComponentMetrics::Channel(counters_of(&c.channel)));
+                self.metrics.register_typed(
+                    &c.name,
+                    ComponentMetrics::Channel(counters_of(&c.channel)),
+                    channel_type(&c.fingerprint),
+                );
             }
             channels.insert(
                 c.name,
@@ -188,6 +201,7 @@ impl RunningAgent {
                     tracing::error!(channel = %name, %error, "Closing channel failed.");
                 }
                 if !channels.contains_key(&name) {
+                    self.metrics.unregister(&format!("CHANNEL.{name}"));
                     summary.removed.push(format!("channel {name}"));
                 }
             }
@@ -205,9 +219,16 @@ impl RunningAgent {
             {
                 summary.added.push(format!("sink runner {}", r.name));
             }
+            let types = sink_types(&r.fingerprint);
+            let mut metric_keys = Vec::new();
             for (sink, counters) in r.sink_counters() {
+                let t = types
+                    .iter()
+                    .find(|(n, _)| n == sink)
+                    .and_then(|(_, t)| t.clone());
                 self.metrics
-                    .register(sink, ComponentMetrics::Sink(counters));
+                    .register_typed(sink, ComponentMetrics::Sink(counters), t);
+                metric_keys.push(format!("SINK.{sink}"));
             }
             let stop = CancellationToken::new();
             let (mode, mode_rx) = watch::channel(StopMode::Immediate);
@@ -221,6 +242,7 @@ impl RunningAgent {
                     stop,
                     mode,
                     handle,
+                    metric_keys,
                 },
             );
         }
@@ -232,10 +254,12 @@ impl RunningAgent {
             if !summary.restarted.contains(&format!("source {}", s.name)) {
                 summary.added.push(format!("source {}", s.name));
             }
-            self.metrics.register(
+            self.metrics.register_typed(
                 &s.name,
                 ComponentMetrics::Source(s.context.counters.clone()),
+                Some(s.descriptor.name.into()),
             );
+            let metric_keys = vec![format!("SOURCE.{}", s.name)];
             let stop = CancellationToken::new();
             let (mode, _) = watch::channel(StopMode::Immediate);
             let fingerprint = s.fingerprint.clone();
@@ -248,6 +272,7 @@ impl RunningAgent {
                     stop,
                     mode,
                     handle,
+                    metric_keys,
                 },
             );
         }
@@ -281,6 +306,14 @@ impl RunningAgent {
             if let Err(error) = c.channel.close().await {
                 tracing::error!(channel = %name, %error, "Closing channel failed.");
             }
+        }
+    }
+
+    /// Removes counter groups of components that left the configuration. A restarted
+    /// component registers its new group under the same key right after.
+    fn unregister(&self, keys: &[String]) {
+        for k in keys {
+            self.metrics.unregister(k);
         }
     }
 
@@ -334,4 +367,91 @@ async fn transfer(name: &str, from: &dyn Channel, to: &dyn Channel) {
 
 fn counters_of(ch: &Arc<dyn Channel>) -> Arc<flumen_core::ChannelCounters> {
     ch.counters().clone()
+}
+
+/// The alias of a configured `type` value (an alias in any case, or a Flume class name).
+fn alias<'a>(raw: &str, known: impl Iterator<Item = (&'a str, &'a [&'a str])>) -> Arc<str> {
+    for (name, classes) in known {
+        if name.eq_ignore_ascii_case(raw) || classes.contains(&raw) {
+            return name.into();
+        }
+    }
+    raw.to_ascii_lowercase().into()
+}
+
+/// A channel's type alias, from its configuration fingerprint.
+fn channel_type(fp: &Fingerprint) -> Option<Arc<str>> {
+    let raw = fp.iter().find(|(k, _)| k == "type").map(|(_, v)| v)?;
+    Some(alias(
+        raw,
+        crate::components::channels::CHANNELS
+            .iter()
+            .map(|d| (d.name, d.classes)),
+    ))
+}
+
+/// Each member sink's type alias, from the runner's fingerprint: every member appears as
+/// `("sink", name)` followed by its own properties (then its channel's, prefixed `channel:`).
+fn sink_types(fp: &Fingerprint) -> Vec<(String, Option<Arc<str>>)> {
+    let mut out: Vec<(String, Option<Arc<str>>)> = Vec::new();
+    for (k, v) in fp {
+        if k == "sink" {
+            out.push((v.clone(), None));
+        } else if k == "type"
+            && let Some((_, t @ None)) = out.last_mut()
+        {
+            *t = Some(alias(
+                v,
+                crate::components::sinks::SINKS
+                    .iter()
+                    .map(|d| (d.name, d.classes)),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(kv: &[(&str, &str)]) -> Fingerprint {
+        kv.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn component_types_from_fingerprints() {
+        assert_eq!(
+            channel_type(&fp(&[("capacity", "10"), ("type", "MEMORY")])).as_deref(),
+            Some("memory")
+        );
+        assert_eq!(
+            channel_type(&fp(&[("type", "org.apache.flume.channel.MemoryChannel")])).as_deref(),
+            Some("memory")
+        );
+        assert_eq!(channel_type(&fp(&[("capacity", "10")])), None);
+        // A failover group: the group's own `type` comes before any member.
+        let group = fp(&[
+            ("type", "failover"),
+            ("sink", "k1"),
+            ("type", "file_roll"),
+            ("channel", "c1"),
+            ("channel:type", "memory"),
+            ("sink", "k2"),
+            ("type", "org.apache.flume.sink.NullSink"),
+        ]);
+        let types: Vec<(String, Option<String>)> = sink_types(&group)
+            .into_iter()
+            .map(|(n, t)| (n, t.map(|t| t.to_string())))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("k1".to_owned(), Some("file_roll".to_owned())),
+                ("k2".to_owned(), Some("null".to_owned()))
+            ]
+        );
+    }
 }

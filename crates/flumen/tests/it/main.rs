@@ -5,11 +5,13 @@ mod util;
 
 mod avro_client;
 mod config_check;
+mod console;
 mod fanout;
 mod file_channel;
 mod interceptors;
 mod lifecycle;
 mod log_files;
+mod metrics;
 mod reload;
 mod rpc_avro;
 mod rpc_thrift;

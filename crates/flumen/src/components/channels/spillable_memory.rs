@@ -275,6 +275,7 @@ impl SpillableMemoryChannel {
             .channel_capacity
             .set((config.memory_capacity + config.overflow_capacity) as u64);
         counters.channel_size.set(state.overflow_len());
+        counters.recovered(state.overflow_len());
         counters.lifecycle.started();
         let byte_slots = config.byte_slots();
         Self {
@@ -615,7 +616,7 @@ impl Transaction for SpillTransaction {
             if let Err(events) = ch.put_memory(puts).await {
                 ch.put_overflow(events).await?;
             }
-            ch.counters.event_put_success.add(n as u64);
+            ch.counters.put_committed(n as u64);
             ch.readable.notify_waiters();
         }
         Ok(())

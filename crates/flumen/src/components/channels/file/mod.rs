@@ -126,6 +126,7 @@ impl FileChannel {
     ) -> Self {
         counters.channel_capacity.set(config.capacity as u64);
         counters.channel_size.set(wal.len() as u64);
+        counters.recovered(wal.len() as u64);
         counters.lifecycle.started();
         Self {
             inner: Arc::new(Inner {
@@ -225,7 +226,7 @@ impl Channel for FileChannel {
         ch.unreserve(n);
         match result {
             Ok(()) => {
-                ch.counters.event_put_success.add(n as u64);
+                ch.counters.put_committed(n as u64);
                 ch.counters.channel_size.set(ch.wal.len() as u64);
                 ch.readable.notify_waiters();
                 Ok(())
@@ -379,7 +380,7 @@ impl Transaction for FileTransaction {
             Ok(()) => {
                 self.seqs.clear();
                 self.taken.clear();
-                ch.counters.event_put_success.add(n_put as u64);
+                ch.counters.put_committed(n_put as u64);
                 ch.counters.event_take_success.add(n_take as u64);
                 ch.counters.channel_size.set(ch.wal.len() as u64);
                 if n_put > 0 {

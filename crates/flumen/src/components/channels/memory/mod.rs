@@ -343,7 +343,7 @@ impl MemoryTransaction {
                 self.takes.clear();
                 self.take_slots = 0;
                 self.put_slots = 0;
-                ch.counters.event_put_success.add(n_put as u64);
+                ch.counters.put_committed(n_put as u64);
                 ch.counters.event_take_success.add(n_take as u64);
                 ch.readable.notify_waiters();
                 if n_take > n_put {
