@@ -140,9 +140,11 @@ async fn drive(
 pub async fn supervise_source(mut plan: SourcePlan, stop: CancellationToken) {
     let name = plan.name.clone();
     let counters = plan.context.counters.clone();
-    counters.lifecycle.started();
     let mut backoff = Duration::from_secs(1);
     loop {
+        // Each (re)start is recorded, and each failure below records a stop, so `/ready` and
+        // `StartTime`/`StopTime` show a source that cannot run (a port taken) as not running.
+        counters.lifecycle.started();
         let source = match plan.instantiate() {
             Ok(s) => s,
             Err(diags) => {
@@ -177,6 +179,7 @@ pub async fn supervise_source(mut plan: SourcePlan, stop: CancellationToken) {
                 tracing::error!(source = %name, retry_in = ?backoff, "Source panicked; restarting it.")
             }
         }
+        counters.lifecycle.stopped();
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }

@@ -646,3 +646,37 @@ fn reload_keeps_unchanged_counters_resets_edited_ones_and_drops_removed_ones() {
     assert_eq!(num(&doc, "SOURCE.r1", "EventAcceptedCount"), 9);
     assert_eq!(num(&doc, "CHANNEL.c1", "EventPutSuccessCount"), 9);
 }
+
+#[test]
+fn ready_is_503_while_a_source_cannot_bind_its_port_then_200() {
+    // Another process holds the netcat port: the source fails and is restarted with back-off.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mport = free_port();
+    let agent = Agent::start_with(
+        &FLOW.replace("{port}", &port.to_string()),
+        &["--http", &mport.to_string()],
+    );
+    wait_server(mport);
+    let mut body = String::new();
+    let ok = wait_for(|| {
+        let (status, b) = get(mport, "/ready");
+        body = b;
+        status == 503 && body.contains("SOURCE.r1")
+    });
+    assert!(
+        ok,
+        "/ready never reported the source: {body}\n{}",
+        agent.log()
+    );
+    let stop = num(&metrics_json(mport), "SOURCE.r1", "StopTime");
+    assert!(stop > 0, "a failed source shows a StopTime");
+    drop(taken);
+    assert!(
+        wait_for(|| get(mport, "/ready").0 == 200),
+        "never ready after the port was freed: {}\n{}",
+        get(mport, "/ready").1,
+        agent.log()
+    );
+    assert_eq!(num(&metrics_json(mport), "SOURCE.r1", "StopTime"), 0);
+}
