@@ -31,6 +31,7 @@ pub mod sink_processor;
 pub mod source;
 
 pub use channel::{Channel, ChannelError, Transaction};
+pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use event::{Event, Headers};
 pub use interceptor::{Interceptor, InterceptorChain};
 pub use metrics::{ChannelCounters, MetricsRegistry, SinkCounters, SourceCounters};

@@ -69,6 +69,14 @@ pub enum SinkError {
 pub trait Sink: Send + 'static {
     /// Events per transaction (`batchSize` or the sink's own key).
     fn batch_size(&self) -> usize;
+    /// Whether the sink keeps `EventDrainAttemptCount` and `EventDrainSuccessCount` itself.
+    /// By default the driver counts taken events as attempts and committed ones as successes;
+    /// a sink whose Flume counterpart counts something else (the HTTP sink: requests sent and
+    /// responses counted by `incrementMetrics`) returns true and counts as it goes, so the
+    /// counters never move backwards.
+    fn counts_drain(&self) -> bool {
+        false
+    }
     /// Opens connections or files. Called before the first delivery and again after a failed
     /// start; an error here is retried with back-off like a failed delivery.
     ///
@@ -182,7 +190,10 @@ impl SinkDriver {
         } else {
             c.batch_complete.inc();
         }
-        c.event_drain_attempt.add(n as u64);
+        let driver_counts = !self.sink.counts_drain();
+        if driver_counts {
+            c.event_drain_attempt.add(n as u64);
+        }
         // Delivery plus commit: what the batch-latency histogram measures.
         let began = std::time::Instant::now();
         if let Err(source) = self.sink.deliver(tx.taken()).await {
@@ -202,7 +213,9 @@ impl SinkDriver {
                 source,
             }
         })?;
-        c.event_drain_success.add(n as u64);
+        if driver_counts {
+            c.event_drain_success.add(n as u64);
+        }
         c.delivered(began.elapsed());
         Ok(Status::Ready)
     }
