@@ -16,4 +16,5 @@ mod reload;
 mod rpc_avro;
 mod rpc_thrift;
 mod sink_groups;
+mod syslog;
 mod tiers;

@@ -12,7 +12,9 @@ pub mod netcat_udp;
 pub mod seq;
 pub mod spooldir;
 pub mod stress;
+pub mod syslog;
 pub mod taildir;
+pub(crate) mod tcp_listener;
 pub mod thrift;
 
 #[cfg(test)]
@@ -29,4 +31,7 @@ pub static SOURCES: &[SourceDescriptor] = &[
     spooldir::DESCRIPTOR,
     thrift::DESCRIPTOR,
     avro::DESCRIPTOR,
+    syslog::tcp::DESCRIPTOR,
+    syslog::multiport_tcp::DESCRIPTOR,
+    syslog::udp::DESCRIPTOR,
 ];

@@ -1,8 +1,9 @@
 //! The `netcat` source (Flume's `NetcatSource`): a TCP listener that turns every line of
 //! input into one event, like `nc -k -l`.
 //!
-//! Each accepted connection runs in its own task, owned by a `JoinSet` so that shutdown waits
-//! for every connection to finish the batch in hand.
+//! Each accepted connection runs in its own task (the shared accept loop in
+//! [`super::tcp_listener`]), so that shutdown waits for every connection to finish the batch in
+//! hand.
 //!
 //! The data path is built for throughput: the socket is read in 64 KiB+ chunks into a
 //! `BytesMut`, the complete lines of a read are split off and frozen once, and every event body
@@ -30,17 +31,15 @@
 //! invalid UTF-8).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use flumen_config::{Diagnostic, Props};
-use flumen_core::{Event, Source, SourceContext, SourceCounters, SourceError};
+use flumen_core::{Event, Source, SourceContext, SourceError};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 
+use super::tcp_listener::{self, ServeOptions, Stream};
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `netcat` source.
@@ -58,8 +57,6 @@ const READ_CAPACITY: usize = 128 * 1024;
 const MIN_SPARE: usize = 16 * 1024;
 /// Upper bound on the capacity reserved up front for a batch's event vector.
 const BATCH_PREALLOC: usize = 1024;
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Configuration of the `netcat` source.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -157,12 +154,7 @@ pub struct NetcatSource {
 #[async_trait::async_trait]
 impl Source for NetcatSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
-        let listener = TcpListener::bind((self.bind.as_str(), self.port))
-            .await
-            .map_err(|source| SourceError::Bind {
-                addr: format!("{}:{}", self.bind, self.port),
-                source,
-            })?;
+        let listener = tcp_listener::bind(&self.bind, self.port).await?;
         self.serve(listener, cx).await
     }
 }
@@ -177,57 +169,18 @@ impl NetcatSource {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(source = %cx.name, %addr, "Netcat source listening.");
         }
-        // Owns every connection task: shutdown joins them all, so none outlives the source.
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                biased;
-                () = cx.shutdown.cancelled() => break,
-                Some(done) = connections.join_next(), if !connections.is_empty() => {
-                    report_join(&cx, done);
-                }
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let conn = Connection::new(stream, peer, cx.clone(), self.settings);
-                        connections.spawn(conn.run());
-                    }
-                    Err(error) => {
-                        tracing::warn!(source = %cx.name, %error, "Accepting a connection failed.");
-                        tokio::select! {
-                            () = cx.shutdown.cancelled() => break,
-                            () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
-                        }
-                    }
-                },
-            }
-        }
-        drop(listener); // Stop accepting before waiting for the connections.
-        while let Some(done) = connections.join_next().await {
-            report_join(&cx, done);
-        }
+        let settings = self.settings;
+        let options = ServeOptions {
+            tls: None,
+            // Replies are small and awaited by the client: do not let Nagle hold them back.
+            nodelay: settings.ack_every_event,
+        };
+        let conn_cx = cx.clone();
+        tcp_listener::serve(vec![listener], &cx, options, move |a| {
+            Connection::new(a.stream, a.peer, conn_cx.clone(), settings).run()
+        })
+        .await;
         Ok(())
-    }
-}
-
-fn report_join(cx: &SourceContext, done: Result<(), tokio::task::JoinError>) {
-    if let Err(error) = done {
-        tracing::error!(source = %cx.name, %error, "Netcat connection task failed.");
-    }
-}
-
-/// Keeps `OpenConnectionCount` right however the connection task ends.
-struct OpenConnection(Arc<SourceCounters>);
-
-impl OpenConnection {
-    fn new(counters: Arc<SourceCounters>) -> Self {
-        counters.open_connection.inc();
-        Self(counters)
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.open_connection.sub(1);
     }
 }
 
@@ -236,7 +189,7 @@ struct Stop;
 
 /// One client connection: reads lines, delivers them, answers when acks are on.
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     cx: SourceContext,
     settings: LineSettings,
@@ -253,7 +206,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr, cx: SourceContext, settings: LineSettings) -> Self {
+    fn new(stream: Stream, peer: SocketAddr, cx: SourceContext, settings: LineSettings) -> Self {
         let max_batch = cx.processor.max_batch();
         Self {
             stream,
@@ -269,12 +222,7 @@ impl Connection {
     }
 
     async fn run(mut self) {
-        let _open = OpenConnection::new(Arc::clone(&self.cx.counters));
         tracing::debug!(source = %self.cx.name, peer = %self.peer, "Connection opened.");
-        if self.settings.ack_every_event {
-            // Replies are small and awaited by the client: do not let Nagle hold them back.
-            let _ = self.stream.set_nodelay(true);
-        }
         let mut buf = BytesMut::with_capacity(READ_CAPACITY);
         loop {
             if buf.capacity() - buf.len() < MIN_SPARE {
@@ -436,7 +384,9 @@ fn line_body(chunk: &Bytes, start: usize, nl: usize) -> Bytes {
 mod tests {
     use super::*;
     use crate::components::sources::testing::{TestChannel, bodies, context, wait_until};
+    use std::sync::Arc;
     use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
     use tokio::task::JoinHandle;
 
     const TOO_LONG_10: &str =

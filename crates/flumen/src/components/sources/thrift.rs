@@ -3,8 +3,9 @@
 //! compact (default) or binary protocol. Other Flume agents' thrift sinks and Thrift RPC
 //! clients send to it.
 //!
-//! Each accepted connection runs in its own task owned by a `JoinSet`, so shutdown waits for
-//! every connection to answer the call in hand. The wire work is in [`flumen_rpc::thrift`].
+//! Each accepted connection runs in its own task (the shared accept loop and TLS handshake in
+//! [`super::tcp_listener`]), so shutdown waits for every connection to answer the call in hand.
+//! The wire work is in [`flumen_rpc::thrift`].
 //!
 //! Invariants:
 //! - a call is answered `OK` only after its events are committed to every required channel;
@@ -27,18 +28,17 @@
 //! Flume's worker threads. The keystore is PEM, not JKS.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{Event, Source, SourceContext, SourceError};
-use flumen_rpc::thrift::{Call, DEFAULT_MAX_FRAME, Protocol, Status, server::serve_accepted};
+use flumen_rpc::thrift::{Call, DEFAULT_MAX_FRAME, Protocol, Status, server::serve_stream};
 use flumen_rpc::tls::TlsAcceptor;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::avro::TlsServerKeys;
+use super::tcp_listener::{self, ServeOptions};
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `thrift` source.
@@ -49,9 +49,6 @@ pub const DESCRIPTOR: SourceDescriptor = SourceDescriptor {
     batch_size_key: None,
     build,
 };
-
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Configuration of the `thrift` source.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -211,12 +208,7 @@ impl std::fmt::Debug for ThriftSource {
 #[async_trait::async_trait]
 impl Source for ThriftSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
-        let listener = TcpListener::bind((self.bind.as_str(), self.port))
-            .await
-            .map_err(|source| SourceError::Bind {
-                addr: format!("{}:{}", self.bind, self.port),
-                source,
-            })?;
+        let listener = tcp_listener::bind(&self.bind, self.port).await?;
         self.serve(listener, cx).await
     }
 }
@@ -234,51 +226,27 @@ impl ThriftSource {
         let limit = self
             .threads
             .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                biased;
-                () = cx.shutdown.cancelled() => break,
-                Some(done) = connections.join_next(), if !connections.is_empty() => {
-                    if let Err(error) = done {
-                        tracing::error!(source = %cx.name, %error, "Thrift connection task failed.");
-                    }
+        let options = ServeOptions {
+            tls: self.tls.clone(),
+            // Every call waits for its small reply.
+            nodelay: true,
+        };
+        let (protocol, max_frame) = (self.protocol, self.max_frame);
+        let conn_cx = cx.clone();
+        tcp_listener::serve(vec![listener], &cx, options, move |a| {
+            let (cx, limit) = (conn_cx.clone(), limit.clone());
+            async move {
+                let shutdown = cx.shutdown.clone();
+                let result = serve_stream(a.stream, protocol, max_frame, shutdown, |call| {
+                    handle(cx.clone(), limit.clone(), call)
+                })
+                .await;
+                if let Err(error) = result {
+                    tracing::warn!(source = %cx.name, peer = %a.peer, %error, "Thrift connection closed on an error.");
                 }
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let cx = cx.clone();
-                        let limit = limit.clone();
-                        let (protocol, max_frame) = (self.protocol, self.max_frame);
-                        let tls = self.tls.clone();
-                        connections.spawn(async move {
-                            cx.counters.open_connection.inc();
-                            let shutdown = cx.shutdown.clone();
-                            let result = serve_accepted(stream, tls.as_ref(), protocol, max_frame, shutdown, |call| {
-                                handle(cx.clone(), limit.clone(), call)
-                            })
-                            .await;
-                            cx.counters.open_connection.sub(1);
-                            if let Err(error) = result {
-                                tracing::warn!(source = %cx.name, %peer, %error, "Thrift connection closed on an error.");
-                            }
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(source = %cx.name, %error, "Accepting a connection failed.");
-                        tokio::select! {
-                            () = cx.shutdown.cancelled() => break,
-                            () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
-                        }
-                    }
-                },
             }
-        }
-        drop(listener);
-        while let Some(done) = connections.join_next().await {
-            if let Err(error) = done {
-                tracing::error!(source = %cx.name, %error, "Thrift connection task failed.");
-            }
-        }
+        })
+        .await;
         Ok(())
     }
 }
@@ -318,6 +286,7 @@ mod tests {
     use super::*;
     use crate::components::sources::testing::{TestChannel, bodies, context};
     use flumen_rpc::thrift::{ClientConfig, ThriftClient};
+    use std::time::Duration;
 
     fn props(pairs: &[(&str, &str)]) -> Props {
         let mut p = Props::new("a1.sources.r1.", "source r1");
