@@ -7,6 +7,7 @@ use super::SourceDescriptor;
 
 pub mod avro;
 pub mod exec;
+pub mod http;
 pub mod netcat;
 pub mod netcat_udp;
 pub mod seq;
@@ -31,6 +32,7 @@ pub static SOURCES: &[SourceDescriptor] = &[
     spooldir::DESCRIPTOR,
     thrift::DESCRIPTOR,
     avro::DESCRIPTOR,
+    http::DESCRIPTOR,
     syslog::tcp::DESCRIPTOR,
     syslog::multiport_tcp::DESCRIPTOR,
     syslog::udp::DESCRIPTOR,
