@@ -8,6 +8,7 @@ mod config_check;
 mod console;
 mod fanout;
 mod file_channel;
+mod http_sink;
 mod http_source;
 mod interceptors;
 mod lifecycle;

@@ -10,6 +10,7 @@ use super::SinkDescriptor;
 
 pub mod avro;
 pub mod file_roll;
+pub mod http;
 pub mod logger;
 pub mod null;
 pub mod thrift;
@@ -21,6 +22,7 @@ pub static SINKS: &[SinkDescriptor] = &[
     file_roll::DESCRIPTOR,
     thrift::DESCRIPTOR,
     avro::DESCRIPTOR,
+    http::DESCRIPTOR,
 ];
 
 /// Appends `headers` the way Java's `Map.toString()` prints them: `{k1=v1, k2=v2}`, `{}` when
