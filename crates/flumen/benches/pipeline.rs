@@ -16,7 +16,7 @@
 //! - `FLUMEN_BENCH_ONLY`: comma-separated workload keys to run (default all):
 //!   `netcat-null`, `seq-null`, `netcat-file`, `rsyslog-null`, `rsyslog-file`,
 //!   `netcat-filechannel-file`, `rsyslog-da-file`, `rsyslog-da-file-sync`, `rsyslog-disk-file`,
-//!   `rsyslog-disk-file-sync`, `netcat-null-http`.
+//!   `rsyslog-disk-file-sync`, `netcat-null-http`, `syslog-null`, `rsyslog-syslog-null`.
 //!
 //! Workloads (every line is 200 bytes including its newline):
 //! 1. `netcat-null`: netcat source (`ack-every-event = false`) → memory channel → null sink.
@@ -67,6 +67,14 @@
 //!    the whole run (each request on a new connection, the body read to the end). Run it with
 //!    `netcat-null` in the same invocation: the table then prints the server's cost as the
 //!    throughput difference of the medians (the target is under 2%).
+//! 10. `syslog-null` (issue 7): syslogtcp source (defaults: newline framing detected from the
+//!     first byte, RFC 5424 parsed into headers) → memory channel → null sink, the same client
+//!     sending 200-byte RFC 5424 lines (`<134>1 <timestamp> <host> <app> <procid> <msgid> - `
+//!     and text) over one connection. Time as in 1.
+//! 11. `rsyslog-syslog-null` (issue 7): rsyslogd `imtcp` with its default parser chain
+//!     (RFC 5424, then RFC 3164) on the same lines → ruleset that discards every message except
+//!     the end marker, matched on the parsed `$msg` (not `$rawmsg`), then as 5. Run both in one
+//!     invocation: the table prints the ratio.
 //!
 //! rsyslog runs with its defaults except what the workloads need; in the file workload it
 //! writes lines out of order (its main queue has several workers), so its output is checked
@@ -179,10 +187,12 @@ enum Workload {
     RsyslogDiskFile,
     RsyslogDiskFileSync,
     NetcatNullHttp,
+    SyslogNull,
+    RsyslogSyslogNull,
 }
 
 impl Workload {
-    const ALL: [Workload; 11] = [
+    const ALL: [Workload; 13] = [
         Workload::NetcatNull,
         Workload::SeqNull,
         Workload::NetcatFile,
@@ -194,6 +204,8 @@ impl Workload {
         Workload::RsyslogDiskFile,
         Workload::RsyslogDiskFileSync,
         Workload::NetcatNullHttp,
+        Workload::SyslogNull,
+        Workload::RsyslogSyslogNull,
     ];
 
     fn key(self) -> &'static str {
@@ -209,6 +221,8 @@ impl Workload {
             Workload::RsyslogDiskFile => "rsyslog-disk-file",
             Workload::RsyslogDiskFileSync => "rsyslog-disk-file-sync",
             Workload::NetcatNullHttp => "netcat-null-http",
+            Workload::SyslogNull => "syslog-null",
+            Workload::RsyslogSyslogNull => "rsyslog-syslog-null",
         }
     }
 
@@ -228,6 +242,8 @@ impl Workload {
             Workload::RsyslogDiskFile => "rsyslog imtcp->disk queue->omfile".to_owned(),
             Workload::RsyslogDiskFileSync => "rsyslog imtcp->disk queue (fsync)->omfile".to_owned(),
             Workload::NetcatNullHttp => "netcat->memory->null, /metrics every 100ms".to_owned(),
+            Workload::SyslogNull => "syslogtcp (RFC 5424)->memory->null (flumen)".to_owned(),
+            Workload::RsyslogSyslogNull => "rsyslog imtcp (RFC 5424 parsed)->discard".to_owned(),
         }
     }
 
@@ -240,6 +256,7 @@ impl Workload {
                 | Workload::RsyslogDaFileSync
                 | Workload::RsyslogDiskFile
                 | Workload::RsyslogDiskFileSync
+                | Workload::RsyslogSyslogNull
         )
     }
 
@@ -272,6 +289,8 @@ impl Workload {
             Workload::RsyslogDiskFile => rsyslog_queued_file(payload, true, false),
             Workload::RsyslogDiskFileSync => rsyslog_queued_file(payload, true, true),
             Workload::NetcatNullHttp => flumen_netcat_null_http(bin, payload),
+            Workload::SyslogNull => flumen_syslog_null(bin, payload),
+            Workload::RsyslogSyslogNull => rsyslog_syslog_null(payload),
         }
     }
 }
@@ -334,7 +353,11 @@ fn run_all() -> Result<()> {
         if !settings.wants(workload.key()) || (workload.is_rsyslog() && !have_rsyslog) {
             continue;
         }
-        let payload = Payload::new(workload.lines(&settings));
+        let payload = if workload.is_syslog() {
+            Payload::rfc5424(workload.lines(&settings))
+        } else {
+            Payload::new(workload.lines(&settings))
+        };
         let mut runs = Vec::with_capacity(settings.runs);
         for i in 0..settings.runs {
             let sample = workload
@@ -422,6 +445,11 @@ fn print_table(summaries: &[Summary]) {
     for (name, ours, theirs) in [
         ("null", Workload::NetcatNull, Workload::RsyslogNull),
         ("file", Workload::NetcatFile, Workload::RsyslogFile),
+        (
+            "syslog RFC 5424 null",
+            Workload::SyslogNull,
+            Workload::RsyslogSyslogNull,
+        ),
         (
             "file channel vs DA queue, no fsync",
             Workload::NetcatFileChannelFile,
@@ -1293,4 +1321,138 @@ fn scrape_once(port: u16) -> std::io::Result<bool> {
     let mut body = Vec::new();
     s.read_to_end(&mut body)?;
     Ok(body.starts_with(b"HTTP/1.1 200") && body.ends_with(b"}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syslog over TCP (issue 7)
+
+/// The header of every syslog line: PRI 134 (local0.info), version 1, timestamp, host, app
+/// name and process id; the message id and the rest follow.
+const SYSLOG_HEADER: &str = "<134>1 2026-11-21T14:30:00.123Z bench-host.example flumen-bench 4242";
+
+impl Workload {
+    /// Whether the workload sends RFC 5424 lines instead of plain ones.
+    fn is_syslog(self) -> bool {
+        matches!(self, Workload::SyslogNull | Workload::RsyslogSyslogNull)
+    }
+}
+
+impl Payload {
+    /// RFC 5424 lines of [`LINE_LEN`] bytes: [`SYSLOG_HEADER`], a message id carrying the index
+    /// in the chunk, no structured data (`-`), and [`FILLER`] as the message.
+    fn rfc5424(lines: u64) -> Self {
+        let mut chunk = Vec::with_capacity(CHUNK_LINES * LINE_LEN);
+        for i in 0..CHUNK_LINES {
+            let start = chunk.len();
+            let _ = write!(chunk, "{SYSLOG_HEADER} m{i:07} - ");
+            let room = LINE_LEN - 1 - (chunk.len() - start);
+            chunk.extend_from_slice(&FILLER[..room]);
+            chunk.push(b'\n');
+            debug_assert_eq!(chunk.len() - start, LINE_LEN);
+        }
+        Self { lines, chunk }
+    }
+}
+
+fn flumen_syslog_null(bin: &Path, payload: &Payload) -> Result<Sample> {
+    let dir = tempdir()?;
+    let port = free_port()?;
+    let config = format!(
+        "a1.sources = r1\n\
+         a1.sources.r1.type = syslogtcp\n\
+         a1.sources.r1.host = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\n\
+         a1.sources.r1.channels = c1\n\
+         {}",
+        null_sink(payload.lines, channel_capacity())
+    );
+    let mut agent = spawn_flumen(bin, dir.path(), &config)?;
+    let idle_kib = idle_rss(&mut agent)?;
+    let memory = MemoryPoller::start(agent.pid);
+    let (start, stream) = connect_and_send(port, payload, None, &mut agent)?;
+    wait_null_sink(&mut agent, payload.lines, TIMEOUT)?;
+    let elapsed = start.elapsed();
+    let peak_kib = memory.stop()?;
+    drop(stream);
+    agent.stop();
+    Ok(Sample {
+        elapsed,
+        lines: payload.lines,
+        peak_kib,
+        idle_kib: Some(idle_kib),
+        note: None,
+    })
+}
+
+fn rsyslog_syslog_null(payload: &Payload) -> Result<Sample> {
+    let dir = tempdir()?;
+    let done = dir.path().join("done.log");
+    // `$msg` is the parsed message: rsyslog's default parsers (RFC 5424, then 3164) run on
+    // every line before the filter.
+    let ruleset = format!(
+        "ruleset(name=\"r\") {{\n\
+         \x20 if $msg startswith \"{END_MARKER}\" then {{\n\
+         \x20   action(type=\"omfile\" file=\"{}\" template=\"parsed\")\n\
+         \x20 }}\n\
+         \x20 stop\n\
+         }}\n",
+        done.display()
+    );
+    let stats = dir.path().join("stats.json");
+    let modules = format!(
+        "module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" \
+         log.file=\"{}\")\n\
+         template(name=\"parsed\" type=\"string\" string=\"%app-name% %msgid% %msg%\\n\")\n",
+        stats.display()
+    );
+    let port = free_port()?;
+    let mut daemon = spawn_rsyslog(dir.path(), port, &modules, &ruleset)?;
+    let idle_kib = idle_rss(&mut daemon)?;
+    let memory = MemoryPoller::start(daemon.pid);
+    let marker = format!("{SYSLOG_HEADER} end - {END_MARKER}\n");
+    let (start, stream) = connect_and_send(port, payload, Some(marker.as_bytes()), &mut daemon)?;
+    wait_until(
+        &mut daemon,
+        "rsyslog to write the end marker",
+        TIMEOUT,
+        || Ok(std::fs::metadata(&done).is_ok_and(|m| m.len() > 0)),
+    )?;
+    let elapsed = start.elapsed();
+    let peak_kib = memory.stop()?;
+    drop(stream);
+    // The marker came out parsed: app name and message id from the RFC 5424 header.
+    let got = std::fs::read_to_string(&done).context("reading rsyslog's end marker file")?;
+    let want = format!("flumen-bench end {END_MARKER}\n");
+    ensure!(
+        got == want,
+        "rsyslog wrote {got:?} for the end marker, expected {want:?} (not parsed as RFC 5424?)"
+    );
+    let submitted = payload.lines + 1;
+    let mut last = RsyslogStats::default();
+    wait_until(
+        &mut daemon,
+        "impstats to show every line received and the main queue empty",
+        TIMEOUT,
+        || {
+            last = RsyslogStats::read(&stats, port)?;
+            Ok(last.submitted == Some(submitted) && last.queue_size == Some(0))
+        },
+    )
+    .with_context(|| {
+        format!(
+            "last impstats figures: imtcp submitted {:?} (want {submitted}), main Q size {:?}",
+            last.submitted, last.queue_size
+        )
+    })?;
+    daemon.stop();
+    Ok(Sample {
+        elapsed,
+        lines: payload.lines,
+        peak_kib,
+        idle_kib: Some(idle_kib),
+        note: Some(format!(
+            "end marker parsed as RFC 5424; impstats afterwards: imtcp submitted {submitted}, \
+             main Q size 0"
+        )),
+    })
 }

@@ -205,9 +205,29 @@ impl Sender {
                     .map(|n| format!("{prefix}{n:06}"))
                     .collect();
                 counter.fetch_add(1, Ordering::SeqCst);
-                let replies = send_acked(&mut s, &chunk);
-                assert!(replies.iter().all(|r| r == "OK"), "{replies:?}");
-                sent.extend(chunk);
+                // A line answered FAILED (the agent's file channel refused it: on a loaded
+                // machine an fsync can outlast `keep-alive`) was not accepted; like any
+                // client, resend it. Only lines answered OK count as sent.
+                let mut pending = chunk;
+                for attempt in 0.. {
+                    let replies = send_acked(&mut s, &pending);
+                    assert_eq!(replies.len(), pending.len(), "{replies:?}");
+                    let mut refused = Vec::new();
+                    for (line, reply) in pending.into_iter().zip(&replies) {
+                        if reply == "OK" {
+                            sent.push(line);
+                        } else {
+                            assert!(reply.starts_with("FAILED"), "{reply:?}");
+                            refused.push(line);
+                        }
+                    }
+                    if refused.is_empty() {
+                        break;
+                    }
+                    assert!(attempt < 100, "the agent kept refusing lines: {replies:?}");
+                    pending = refused;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 std::thread::sleep(PACE);
             }
             sent
