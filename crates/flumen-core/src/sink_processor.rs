@@ -229,11 +229,21 @@ impl LoadBalanceProcessor {
         if order.is_empty() {
             return Err(SinkError::AllFailed("every sink is backing off".into()));
         }
+        let first = order[0];
         for i in order {
             match self.sinks[i].driver.process().await {
                 Ok(s) => {
                     self.sinks[i].failures = 0;
                     self.sinks[i].retry_at = None;
+                    // A turn that found the channel empty does not count: otherwise traffic
+                    // arriving in bursts of one batch always lands on the same sink (its
+                    // partner's turn always comes right after the burst was taken).
+                    if s == Status::Backoff
+                        && i == first
+                        && self.selector == SinkSelector::RoundRobin
+                    {
+                        self.next = self.next.wrapping_sub(1);
+                    }
                     return Ok(s);
                 }
                 Err(error) => {

@@ -109,3 +109,29 @@ fn load_balance_skips_a_failing_sink() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn load_balance_alternates_even_when_traffic_comes_one_batch_at_a_time() {
+    // Each burst is exactly one sink batch, and the next is sent once it is written: the turn
+    // after a burst always finds the channel empty, which must not make one sink take them all.
+    let (agent, port) = start(
+        "{dir}/k1",
+        "a1.sinkgroups.g1.processor.type = load_balance\n\
+         a1.sinkgroups.g1.processor.selector = round_robin\n",
+    );
+    let lines = numbered("burst", 200);
+    let mut s = connect(port);
+    for (i, chunk) in lines.chunks(10).enumerate() {
+        assert!(send_acked(&mut s, chunk).iter().all(|r| r == "OK"));
+        let written = (i + 1) * 10;
+        assert!(wait_for(|| {
+            lines_in(&agent.path("k1")).len() + lines_in(&agent.path("k2")).len() >= written
+        }));
+    }
+    let (k1, k2) = (
+        lines_in(&agent.path("k1")).len(),
+        lines_in(&agent.path("k2")).len(),
+    );
+    assert_eq!(k1 + k2, 200);
+    assert!(k1 >= 50 && k2 >= 50, "k1 got {k1} lines, k2 {k2}");
+}
