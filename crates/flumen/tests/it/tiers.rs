@@ -217,7 +217,10 @@ impl Sender {
                         if reply == "OK" {
                             sent.push(line);
                         } else {
-                            assert!(reply.starts_with("FAILED"), "{reply:?}");
+                            assert!(
+                                reply.starts_with("FAILED"),
+                                "unexpected reply {reply:?} to {line:?}; all replies: {replies:?}"
+                            );
                             refused.push(line);
                         }
                     }

@@ -343,7 +343,10 @@ impl Connection {
                     self.failing = true;
                     tracing::warn!(source = %self.cx.name, peer = %self.peer, %error, "Channel refused a batch; the client is told FAILED for each event.");
                 }
-                let reply = format!("FAILED: {error}\n");
+                // One line per event is the protocol: a reason spanning lines (a storage
+                // error with its cause) would be read as answers to the following events.
+                let reason = error.to_string().replace(['\r', '\n'], " ");
+                let reply = format!("FAILED: {reason}\n");
                 for _ in 0..cap {
                     self.replies.extend_from_slice(reply.as_bytes());
                 }
