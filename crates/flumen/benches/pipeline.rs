@@ -599,29 +599,63 @@ fn flumen_netcat_file(bin: &Path, payload: &Payload) -> Result<Sample> {
 }
 
 fn rsyslog_null(payload: &Payload) -> Result<Sample> {
+    let marker = format!("{END_MARKER}\n");
+    rsyslog_discard(
+        payload,
+        &Discard {
+            property: "$rawmsg",
+            template: "raw",
+            template_def: "",
+            expected: marker.clone(),
+            marker,
+            note: "impstats afterwards: imtcp submitted",
+        },
+    )
+}
+
+/// An rsyslog run that discards every line but an end marker, written to a file.
+struct Discard<'a> {
+    /// The message property the marker filter looks at (`$rawmsg`, or `$msg` once parsed).
+    property: &'a str,
+    /// The template writing the marker out, and its definition if not built in.
+    template: &'a str,
+    template_def: &'a str,
+    /// The marker line sent after the payload, and what rsyslog must write for it.
+    marker: String,
+    expected: String,
+    /// Start of the sample's note.
+    note: &'a str,
+}
+
+/// Time = from connect to the end marker written; the marker proves its own handling and
+/// impstats proves that every line before it was received and taken off the main queue.
+fn rsyslog_discard(payload: &Payload, run: &Discard<'_>) -> Result<Sample> {
     let dir = tempdir()?;
     let done = dir.path().join("done.log");
     let ruleset = format!(
         "ruleset(name=\"r\") {{\n\
-         \x20 if $rawmsg startswith \"{END_MARKER}\" then {{\n\
-         \x20   action(type=\"omfile\" file=\"{}\" template=\"raw\")\n\
+         \x20 if {} startswith \"{END_MARKER}\" then {{\n\
+         \x20   action(type=\"omfile\" file=\"{}\" template=\"{}\")\n\
          \x20 }}\n\
          \x20 stop\n\
          }}\n",
-        done.display()
+        run.property,
+        done.display(),
+        run.template
     );
     let stats = dir.path().join("stats.json");
     let modules = format!(
         "module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" \
-         log.file=\"{}\")\n",
-        stats.display()
+         log.file=\"{}\")\n{}",
+        stats.display(),
+        run.template_def
     );
     let port = free_port()?;
     let mut daemon = spawn_rsyslog(dir.path(), port, &modules, &ruleset)?;
     let idle_kib = idle_rss(&mut daemon)?;
     let memory = MemoryPoller::start(daemon.pid);
-    let marker = format!("{END_MARKER}\n");
-    let (start, stream) = connect_and_send(port, payload, Some(marker.as_bytes()), &mut daemon)?;
+    let (start, stream) =
+        connect_and_send(port, payload, Some(run.marker.as_bytes()), &mut daemon)?;
     wait_until(
         &mut daemon,
         "rsyslog to write the end marker",
@@ -633,12 +667,11 @@ fn rsyslog_null(payload: &Payload) -> Result<Sample> {
     drop(stream);
     let got = std::fs::read(&done).context("reading rsyslog's end marker file")?;
     ensure!(
-        got == marker.as_bytes(),
-        "rsyslog wrote {:?} for the end marker, expected {marker:?}",
-        String::from_utf8_lossy(&got)
+        got == run.expected.as_bytes(),
+        "rsyslog wrote {:?} for the end marker, expected {:?}",
+        String::from_utf8_lossy(&got),
+        run.expected
     );
-    // The marker proves its own handling; impstats proves that every line before it was
-    // received and taken off the main queue.
     let submitted = payload.lines + 1;
     let mut last = RsyslogStats::default();
     wait_until(
@@ -663,7 +696,8 @@ fn rsyslog_null(payload: &Payload) -> Result<Sample> {
         peak_kib,
         idle_kib: Some(idle_kib),
         note: Some(format!(
-            "impstats afterwards: imtcp submitted {submitted} (lines + marker), main Q size 0"
+            "{} {submitted} (lines + marker), main Q size 0",
+            run.note
         )),
     })
 }
@@ -1385,74 +1419,19 @@ fn flumen_syslog_null(bin: &Path, payload: &Payload) -> Result<Sample> {
 }
 
 fn rsyslog_syslog_null(payload: &Payload) -> Result<Sample> {
-    let dir = tempdir()?;
-    let done = dir.path().join("done.log");
     // `$msg` is the parsed message: rsyslog's default parsers (RFC 5424, then 3164) run on
-    // every line before the filter.
-    let ruleset = format!(
-        "ruleset(name=\"r\") {{\n\
-         \x20 if $msg startswith \"{END_MARKER}\" then {{\n\
-         \x20   action(type=\"omfile\" file=\"{}\" template=\"parsed\")\n\
-         \x20 }}\n\
-         \x20 stop\n\
-         }}\n",
-        done.display()
-    );
-    let stats = dir.path().join("stats.json");
-    let modules = format!(
-        "module(load=\"impstats\" interval=\"1\" format=\"json\" log.syslog=\"off\" \
-         log.file=\"{}\")\n\
-         template(name=\"parsed\" type=\"string\" string=\"%app-name% %msgid% %msg%\\n\")\n",
-        stats.display()
-    );
-    let port = free_port()?;
-    let mut daemon = spawn_rsyslog(dir.path(), port, &modules, &ruleset)?;
-    let idle_kib = idle_rss(&mut daemon)?;
-    let memory = MemoryPoller::start(daemon.pid);
-    let marker = format!("{SYSLOG_HEADER} end - {END_MARKER}\n");
-    let (start, stream) = connect_and_send(port, payload, Some(marker.as_bytes()), &mut daemon)?;
-    wait_until(
-        &mut daemon,
-        "rsyslog to write the end marker",
-        TIMEOUT,
-        || Ok(std::fs::metadata(&done).is_ok_and(|m| m.len() > 0)),
-    )?;
-    let elapsed = start.elapsed();
-    let peak_kib = memory.stop()?;
-    drop(stream);
-    // The marker came out parsed: app name and message id from the RFC 5424 header.
-    let got = std::fs::read_to_string(&done).context("reading rsyslog's end marker file")?;
-    let want = format!("flumen-bench end {END_MARKER}\n");
-    ensure!(
-        got == want,
-        "rsyslog wrote {got:?} for the end marker, expected {want:?} (not parsed as RFC 5424?)"
-    );
-    let submitted = payload.lines + 1;
-    let mut last = RsyslogStats::default();
-    wait_until(
-        &mut daemon,
-        "impstats to show every line received and the main queue empty",
-        TIMEOUT,
-        || {
-            last = RsyslogStats::read(&stats, port)?;
-            Ok(last.submitted == Some(submitted) && last.queue_size == Some(0))
+    // every line before the filter, and the marker must come out with its app name and
+    // message id parsed from the RFC 5424 header.
+    rsyslog_discard(
+        payload,
+        &Discard {
+            property: "$msg",
+            template: "parsed",
+            template_def: "template(name=\"parsed\" type=\"string\" \
+                           string=\"%app-name% %msgid% %msg%\\n\")\n",
+            marker: format!("{SYSLOG_HEADER} end - {END_MARKER}\n"),
+            expected: format!("flumen-bench end {END_MARKER}\n"),
+            note: "end marker parsed as RFC 5424; impstats afterwards: imtcp submitted",
         },
     )
-    .with_context(|| {
-        format!(
-            "last impstats figures: imtcp submitted {:?} (want {submitted}), main Q size {:?}",
-            last.submitted, last.queue_size
-        )
-    })?;
-    daemon.stop();
-    Ok(Sample {
-        elapsed,
-        lines: payload.lines,
-        peak_kib,
-        idle_kib: Some(idle_kib),
-        note: Some(format!(
-            "end marker parsed as RFC 5424; impstats afterwards: imtcp submitted {submitted}, \
-             main Q size 0"
-        )),
-    })
 }
