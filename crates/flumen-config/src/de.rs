@@ -21,9 +21,15 @@
 //! Serde's derived visitors stop at the first error of a struct, so at most one error per
 //! struct is reported; unknown-key warnings are computed up front and are always all reported.
 //!
+//! Key sets shared by several components (the TLS keys of every network source) are a struct of
+//! their own, included with a field renamed [`SAME_KEYS`] (`#[serde(rename = "*")]`): it is
+//! deserialized from the keys the other fields do not claim, at the same level, and warns
+//! about the ones it does not claim either. At most one such field per struct.
+//!
 //! Limitation: map values are scalars keyed by the whole remaining key (`mapping.a.b` → key
 //! `a.b`); a map whose values are structs is not supported. Do not use `#[serde(flatten)]`
-//! (it buffers values and asks for `deserialize_any`, so numbers arrive as strings).
+//! (it buffers values and asks for `deserialize_any`, so numbers arrive as strings): use
+//! [`SAME_KEYS`].
 
 use std::cell::RefCell;
 use std::fmt;
@@ -35,6 +41,10 @@ use serde::de::{
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::props::Props;
+
+/// The name (`#[serde(rename = "*")]`) of a field filled from the same keys as its struct:
+/// the ones no other field claims. See the module documentation.
+pub const SAME_KEYS: &str = "*";
 
 /// The deserializer's error: one diagnostic, located as soon as the location is known.
 #[derive(Debug)]
@@ -128,6 +138,7 @@ pub(crate) fn from_props<T: de::DeserializeOwned>(
         props,
         warnings: &warnings,
         top: true,
+        outer: &[],
     });
     let mut diags = warnings.into_inner();
     match result {
@@ -145,6 +156,9 @@ struct PropsDe<'a> {
     warnings: &'a RefCell<Vec<Diagnostic>>,
     /// Only the component's own struct ignores `type` silently; a nested struct has no reason to.
     top: bool,
+    /// Field names of the enclosing struct when this is its [`SAME_KEYS`] field: a typo of
+    /// one of those keys ends up here, and the did-you-mean hint should still find it.
+    outer: &'static [&'static str],
 }
 
 /// What a struct field receives.
@@ -153,6 +167,8 @@ enum FieldValue {
     Scalar(String, String),
     /// Only keys under `field.` exist.
     Nested(Props),
+    /// The [`SAME_KEYS`] field: the keys no other field claimed, at the same level.
+    Same(Props),
 }
 
 impl PropsDe<'_> {
@@ -173,8 +189,12 @@ impl PropsDe<'_> {
     /// the keys no field claims.
     fn assign(&self, fields: &'static [&'static str]) -> Vec<(&'static str, FieldValue)> {
         let mut claimed_prefix: Vec<&'static str> = Vec::new();
+        let same = fields.contains(&SAME_KEYS);
+        // Keys some field (or `type`) claims: the rest goes to the `SAME_KEYS` field.
+        let mut claimed: Vec<&str> = Vec::new();
         for (key, _, _) in self.props.iter() {
             if fields.contains(&key) {
+                claimed.push(key);
                 continue;
             }
             let owner = fields
@@ -185,17 +205,21 @@ impl PropsDe<'_> {
                 .max_by_key(|f| f.len());
             match owner {
                 Some(f) => {
+                    claimed.push(key);
                     if !claimed_prefix.contains(f) {
                         claimed_prefix.push(f);
                     }
                 }
-                None if self.top && key == "type" => {}
+                None if self.top && key == "type" => claimed.push(key),
+                // Left for the `SAME_KEYS` field, which warns about what it does not claim.
+                None if same => {}
                 None => {
                     let mut w = self.props.warning(
                         key,
                         format!("unknown property `{}`", self.props.rel_key(key)),
                     );
-                    if let Some(h) = did_you_mean(key, fields.iter().copied()) {
+                    let candidates = fields.iter().chain(self.outer).copied();
+                    if let Some(h) = did_you_mean(key, candidates.filter(|f| *f != SAME_KEYS)) {
                         w = w.with_hint(h);
                     }
                     self.warnings.borrow_mut().push(w);
@@ -225,6 +249,12 @@ impl PropsDe<'_> {
                 }
             }
         }
+        if same {
+            let rest = self.props.without_exact(&claimed);
+            if !rest.is_empty() {
+                out.push((SAME_KEYS, FieldValue::Same(rest)));
+            }
+        }
         out
     }
 }
@@ -234,6 +264,8 @@ struct StructAccess<'a> {
     pending: Option<FieldValue>,
     props: &'a Props,
     warnings: &'a RefCell<Vec<Diagnostic>>,
+    /// The struct's field names (hints for its [`SAME_KEYS`] field).
+    fields: &'static [&'static str],
 }
 
 impl<'de> MapAccess<'de> for StructAccess<'_> {
@@ -270,9 +302,17 @@ impl<'de> MapAccess<'de> for StructAccess<'_> {
                     props: &sub,
                     warnings: self.warnings,
                     top: false,
+                    outer: &[],
                 })
                 .map_err(|e| e.locate(self.props, &field))
             }
+            // Same prefix as this struct: the inner struct locates its own errors.
+            Some(FieldValue::Same(rest)) => seed.deserialize(PropsDe {
+                props: &rest,
+                warnings: self.warnings,
+                top: false,
+                outer: self.fields,
+            }),
             None => Err(de::Error::custom("value requested before key")),
         }
     }
@@ -342,6 +382,7 @@ impl<'de> de::Deserializer<'de> for PropsDe<'_> {
                 pending: None,
                 props,
                 warnings: self.warnings,
+                fields,
             })
             .map_err(|e| Error::located(e.finish(props)))
     }
@@ -1247,5 +1288,74 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(!e[0].is_error());
         assert!(e[1].is_error());
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Shared {
+        ssl: bool,
+        keystore: Option<String>,
+        #[serde(rename = "include-protocols")]
+        include: Vec<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct WithShared {
+        port: Option<u16>,
+        #[serde(rename = "*")]
+        tls: Shared,
+    }
+
+    #[test]
+    fn same_keys_field_takes_the_unclaimed_keys_and_warns_about_the_rest() {
+        let p = props(&[
+            ("type", "x"),
+            ("port", "4141"),
+            ("ssl", "true"),
+            ("keystore", "/k.pem"),
+            ("include-protocols", "TLSv1.2 TLSv1.3"),
+            ("keystroe", "typo"),
+        ]);
+        let (c, warnings) = p.deserialize::<WithShared>().expect("valid");
+        assert_eq!(c.port, Some(4141));
+        assert!(c.tls.ssl, "bools are parsed as in any struct");
+        assert_eq!(c.tls.keystore.as_deref(), Some("/k.pem"));
+        assert_eq!(c.tls.include, ["TLSv1.2", "TLSv1.3"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].message.contains("unknown property `keystroe`"));
+        assert_eq!(warnings[0].line, Some(15));
+        assert!(
+            format!("{}", warnings[0]).contains("`keystore`"),
+            "{}",
+            warnings[0]
+        );
+
+        // A typo of the outer struct's key is hinted from the outer fields too.
+        let (_, warnings) = props(&[("prot", "1")])
+            .deserialize::<WithShared>()
+            .expect("valid");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            format!("{}", warnings[0]).contains("`port`"),
+            "{}",
+            warnings[0]
+        );
+
+        let (c, warnings) = props(&[("port", "1")])
+            .deserialize::<WithShared>()
+            .expect("valid");
+        assert_eq!(c.tls, Shared::default());
+        assert!(warnings.is_empty());
+
+        let errors = props(&[("ssl", "maybe")])
+            .deserialize::<WithShared>()
+            .unwrap_err();
+        assert!(
+            errors.iter().any(|d| d.is_error()
+                && d.key.as_deref() == Some("a1.sinks.k1.ssl")
+                && d.line == Some(10)),
+            "{errors:?}"
+        );
     }
 }

@@ -136,6 +136,13 @@ impl Props {
         out
     }
 
+    /// A copy without exactly these keys (their sub-keys stay).
+    pub(crate) fn without_exact(&self, keys: &[&str]) -> Props {
+        let mut out = self.clone();
+        out.map.retain(|k, _| !keys.contains(&k.as_str()));
+        out
+    }
+
     /// Deserializes into a typed config (see [`crate::de`] for the rules).
     ///
     /// # Errors
