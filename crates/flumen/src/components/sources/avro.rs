@@ -12,7 +12,7 @@
 //!
 //! TLS with deflate is Flume 1.11's layering, zlib(TLS(frames)) (Flume ≤ 1.9 used
 //! TLS(zlib(frames)); that pair of options never interoperated between those versions either).
-//! The TLS keys and their checks ([`TlsServerKeys`]) are shared with the thrift source.
+//! The TLS keys and their checks are shared with the other network sources ([`TlsServerKeys`]).
 //!
 //! Differences from Flume: the TLS keystore is a PEM file (certificate chain + key), not a
 //! JKS (`keystore-password` and `keystore-type` are ignored with a warning; the JVM's
@@ -21,19 +21,18 @@
 //! otherwise (no reverse DNS); `threads` bounds concurrently executing calls, not I/O threads.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{Source, SourceContext, SourceError};
 use flumen_rpc::avro::{AvroHandler, Call, PeerFilter, ServerOptions, Status};
-use flumen_rpc::tls::{self, TlsAcceptor};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::components::sources::tls_keys::TlsServerKeys;
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `avro` source.
@@ -69,30 +68,9 @@ pub struct AvroSourceConfig {
     /// `none` or `deflate`. Flume key: `compression-type`. Default: `none`.
     #[serde(rename = "compression-type")]
     pub compression_type: CompressionType,
-    /// Serve TLS. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// PEM file with the certificate chain and the (unencrypted) private key; Java keystores
-    /// must be converted (see `flumen_rpc::tls`). Flume key: `keystore`. Required with
-    /// `ssl = true`.
-    pub keystore: Option<String>,
-    /// Flume key: `keystore-password`. Ignored with a warning: PEM keys are read unencrypted.
-    #[serde(rename = "keystore-password")]
-    pub keystore_password: Option<String>,
-    /// Flume key: `keystore-type` (JKS). Ignored with a warning: the file must be PEM.
-    #[serde(rename = "keystore-type")]
-    pub keystore_type: Option<String>,
-    /// TLS versions not to offer (`TLSv1.2`, `TLSv1.3`). Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer (default both). Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `keystore` and Flume's other TLS keys ([`TlsServerKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsServerKeys,
     /// Apply `ipFilterRules`. Flume key: `ipFilter`. Default: false.
     #[serde(rename = "ipFilter")]
     pub ip_filter: bool,
@@ -109,14 +87,7 @@ impl Default for AvroSourceConfig {
             port: None,
             threads: None,
             compression_type: CompressionType::None,
-            ssl: false,
-            keystore: None,
-            keystore_password: None,
-            keystore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsServerKeys::default(),
             ip_filter: false,
             ip_filter_rules: None,
         }
@@ -124,15 +95,6 @@ impl Default for AvroSourceConfig {
 }
 
 impl AvroSourceConfig {
-    fn tls_keys(&self) -> TlsServerKeys<'_> {
-        TlsServerKeys {
-            ssl: self.ssl,
-            keystore: self.keystore.as_deref(),
-            include_protocols: &self.include_protocols,
-            exclude_protocols: &self.exclude_protocols,
-        }
-    }
-
     /// Required keys, range checks, the IP filter rules; every problem found.
     pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
@@ -145,7 +107,7 @@ impl AvroSourceConfig {
         if self.threads == Some(0) {
             errors.push(props.error("threads", "`threads` must be at least 1"));
         }
-        errors.extend(self.tls_keys().validate(props));
+        errors.extend(self.tls.validate(props));
         if self.ip_filter {
             match &self.ip_filter_rules {
                 None => errors
@@ -252,94 +214,13 @@ pub(crate) fn list(v: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// The server-side TLS keys shared by the avro and thrift sources (`flume-rpc.md` A.9, B.3),
-/// borrowed from their config structs (flumen-config's deserializer has no
-/// `#[serde(flatten)]`): `ssl`, `keystore` (PEM: certificate chain + unencrypted key),
-/// `include-protocols` / `exclude-protocols`. The other Flume keys — `keystore-password`,
-/// `keystore-type`, `include-cipher-suites`, `exclude-cipher-suites` — are accepted and
-/// ignored with a warning ([`TlsServerKeys::warnings`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TlsServerKeys<'a> {
-    /// `ssl`.
-    pub ssl: bool,
-    /// `keystore`.
-    pub keystore: Option<&'a str>,
-    /// `include-protocols` (space-separated).
-    pub include_protocols: &'a Option<String>,
-    /// `exclude-protocols` (space-separated).
-    pub exclude_protocols: &'a Option<String>,
-}
-
-impl TlsServerKeys<'_> {
-    /// Configuration errors: `ssl = true` without a keystore; no protocol version left.
-    pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
-        let mut errors = Vec::new();
-        if !self.ssl {
-            return errors;
-        }
-        if self.keystore.is_none_or(|k| k.trim().is_empty()) {
-            errors.push(props.error(
-                "keystore",
-                "`ssl = true` needs `keystore` (a PEM file with the certificate chain and the private key)",
-            ));
-        }
-        if let Err(e) = tls::versions(&list(self.include_protocols), &list(self.exclude_protocols))
-        {
-            let key = if self.include_protocols.is_some() {
-                "include-protocols"
-            } else {
-                "exclude-protocols"
-            };
-            errors.push(props.error(key, e.to_string()));
-        }
-        errors
-    }
-
-    /// The acceptor for `ssl = true` (`None` without TLS); reads the keystore, so a JKS or an
-    /// unreadable file is a located error with the conversion hint.
-    pub fn acceptor(&self, props: &Props) -> Result<Option<TlsAcceptor>, Vec<Diagnostic>> {
-        let Some(keystore) = self.keystore.filter(|_| self.ssl) else {
-            return Ok(None);
-        };
-        let versions = tls::versions(&list(self.include_protocols), &list(self.exclude_protocols))
-            .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
-        let config = tls::server_config(Path::new(keystore.trim()), &versions)
-            .map_err(|e| vec![props.error("keystore", e.to_string())])?;
-        Ok(Some(TlsAcceptor::from(config)))
-    }
-
-    /// Warnings for the Flume TLS keys flumen accepts but does not use.
-    pub fn warnings(props: &Props) -> Vec<Diagnostic> {
-        let ignored = [
-            (
-                "keystore-password",
-                "the PEM keystore's private key must be unencrypted",
-            ),
-            ("keystore-type", "the keystore is always read as PEM"),
-            (
-                "include-cipher-suites",
-                "flumen offers rustls' default cipher suites",
-            ),
-            (
-                "exclude-cipher-suites",
-                "flumen offers rustls' default cipher suites",
-            ),
-        ];
-        ignored
-            .iter()
-            .filter(|(key, _)| props.get(key).is_some())
-            .map(|(key, why)| props.warning(key, format!("`{key}` is ignored: {why}")))
-            .collect()
-    }
-}
-
 fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>> {
     let (source, mut warnings) = build_with(props, AvroSourceConfig::validate, |c| {
         let rules = match (c.ip_filter, &c.ip_filter_rules) {
             (true, Some(r)) => Some(parse_rules(r).map_err(|e| vec![Diagnostic::error(e)])?),
             _ => None,
         };
-        let tls = c.tls_keys().acceptor(props)?;
+        let tls = c.tls.acceptor(props)?;
         Ok(Box::new(AvroSource {
             bind: c.bind.unwrap_or_default().trim().to_string(),
             port: c.port.unwrap_or_default(),
@@ -639,7 +520,9 @@ pub(crate) mod tests {
     /// A CA and a server certificate signed by it (for the name `flumen.test`, so host-name
     /// checks would fail on 127.0.0.1) made with the `openssl` CLI; `None` when it is missing.
     /// Returns (keystore PEM = chain + key, CA PEM).
-    pub(crate) fn test_certs(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    pub(crate) fn test_certs(
+        dir: &std::path::Path,
+    ) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
         let run = |args: &[&str]| {
             std::process::Command::new("openssl")
                 .args(args)
@@ -745,11 +628,14 @@ pub(crate) mod tests {
         let cfg = AvroSourceConfig {
             bind: Some("127.0.0.1".into()),
             port: Some(0),
-            ssl: true,
-            keystore: Some(ks.clone()),
+            tls: TlsServerKeys {
+                ssl: true,
+                keystore: Some(ks.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let tls = cfg.tls_keys().acceptor(&props(&[])).unwrap();
+        let tls = cfg.tls.acceptor(&props(&[])).unwrap();
         let ch = TestChannel::new(1000, 100);
         let (port, cx, task) = start(
             AvroSource {
@@ -762,11 +648,11 @@ pub(crate) mod tests {
             ch.clone(),
         )
         .await;
-        let v = tls::versions(&[], &[]).unwrap();
+        let v = flumen_rpc::tls::versions(&[], &[]).unwrap();
         for (trust, all) in [(Some(ca.as_path()), false), (None, true)] {
             let opts = ClientOptions {
                 tls: Some(flumen_rpc::tls::TlsConnector::from(
-                    tls::client_config(trust, all, &v).unwrap(),
+                    flumen_rpc::tls::client_config(trust, all, &v).unwrap(),
                 )),
                 ..Default::default()
             };
@@ -777,7 +663,8 @@ pub(crate) mod tests {
         }
         assert_eq!(bodies(&ch.drain()), ["secret", "secret"]);
         // Trusting another CA (the leaf itself is no CA): the handshake fails.
-        let wrong = tls::client_config(Some(&dir.path().join("leaf.pem")), false, &v).unwrap();
+        let wrong =
+            flumen_rpc::tls::client_config(Some(&dir.path().join("leaf.pem")), false, &v).unwrap();
         let opts = ClientOptions {
             tls: Some(flumen_rpc::tls::TlsConnector::from(wrong)),
             ..Default::default()

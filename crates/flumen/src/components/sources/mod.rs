@@ -17,6 +17,7 @@ pub mod syslog;
 pub mod taildir;
 pub(crate) mod tcp_listener;
 pub mod thrift;
+pub mod tls_keys;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -37,8 +37,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::avro::TlsServerKeys;
 use super::tcp_listener::{self, ServeOptions};
+use crate::components::sources::tls_keys::TlsServerKeys;
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `thrift` source.
@@ -63,30 +63,9 @@ pub struct ThriftSourceConfig {
     /// `compact` or `binary`, compared exactly like Flume. Flume key: `protocol`.
     /// Default: `compact`.
     pub protocol: String,
-    /// Serve TLS. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// PEM file with the certificate chain and the (unencrypted) private key; Java keystores
-    /// must be converted (see `flumen_rpc::tls`). Flume key: `keystore`. Required with
-    /// `ssl = true`.
-    pub keystore: Option<String>,
-    /// Flume key: `keystore-password`. Ignored with a warning: PEM keys are read unencrypted.
-    #[serde(rename = "keystore-password")]
-    pub keystore_password: Option<String>,
-    /// Flume key: `keystore-type` (JKS). Ignored with a warning: the file must be PEM.
-    #[serde(rename = "keystore-type")]
-    pub keystore_type: Option<String>,
-    /// TLS versions not to offer (`TLSv1.2`, `TLSv1.3`). Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer (default both). Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `keystore` and Flume's other TLS keys ([`TlsServerKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsServerKeys,
     /// Kerberos SASL. Flume key: `kerberos`. Default: false. Not supported.
     pub kerberos: bool,
     /// Largest accepted frame in bytes (flumen only). Key: `max-frame-length`.
@@ -102,14 +81,7 @@ impl Default for ThriftSourceConfig {
             port: None,
             threads: None,
             protocol: "compact".into(),
-            ssl: false,
-            keystore: None,
-            keystore_password: None,
-            keystore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsServerKeys::default(),
             kerberos: false,
             max_frame_length: DEFAULT_MAX_FRAME,
         }
@@ -117,15 +89,6 @@ impl Default for ThriftSourceConfig {
 }
 
 impl ThriftSourceConfig {
-    fn tls_keys(&self) -> TlsServerKeys<'_> {
-        TlsServerKeys {
-            ssl: self.ssl,
-            keystore: self.keystore.as_deref(),
-            include_protocols: &self.include_protocols,
-            exclude_protocols: &self.exclude_protocols,
-        }
-    }
-
     /// Required keys and unsupported options; every problem found, located at its key.
     pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
@@ -147,7 +110,7 @@ impl ThriftSourceConfig {
                 ),
             ));
         }
-        errors.extend(self.tls_keys().validate(props));
+        errors.extend(self.tls.validate(props));
         if self.kerberos {
             errors.push(props.error(
                 "kerberos",
@@ -163,7 +126,7 @@ impl ThriftSourceConfig {
 
 fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>> {
     let (source, mut warnings) = build_with(props, ThriftSourceConfig::validate, |c| {
-        let tls = c.tls_keys().acceptor(props)?;
+        let tls = c.tls.acceptor(props)?;
         Ok(Box::new(ThriftSource {
             bind: c.bind.unwrap_or_default().trim().to_string(),
             port: c.port.unwrap_or_default(),
@@ -413,7 +376,7 @@ mod tests {
         let (c, _) = props(&[("ssl", "true"), ("keystore", &ks)])
             .deserialize::<ThriftSourceConfig>()
             .unwrap();
-        let tls = c.tls_keys().acceptor(&props(&[])).unwrap();
+        let tls = c.tls.acceptor(&props(&[])).unwrap();
         let ch = TestChannel::new(100, 100);
         let cx = context(ch.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

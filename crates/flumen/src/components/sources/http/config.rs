@@ -8,7 +8,7 @@ use flumen_config::{Diagnostic, Props};
 use serde::Deserialize;
 
 use super::blob;
-use crate::components::sources::avro::TlsServerKeys;
+use crate::components::sources::tls_keys::TlsServerKeys;
 
 /// Default `maxRequestSize`: 64 MiB, after decompression.
 pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 64 * 1024 * 1024;
@@ -194,13 +194,15 @@ impl HttpSourceConfig {
         }
     }
 
-    /// The TLS keys in the shape the avro and thrift sources share.
-    pub(crate) fn tls_keys(&self) -> TlsServerKeys<'_> {
+    /// The TLS keys in the shape the other network sources share (the deprecated spellings
+    /// resolved), for its checks and acceptor.
+    pub(crate) fn tls_keys(&self) -> TlsServerKeys {
         TlsServerKeys {
             ssl: self.ssl_enabled(),
-            keystore: self.keystore.as_deref(),
-            include_protocols: &self.include_protocols,
-            exclude_protocols: self.exclude(),
+            keystore: self.keystore.clone(),
+            include_protocols: self.include_protocols.clone(),
+            exclude_protocols: self.exclude().clone(),
+            ..TlsServerKeys::default()
         }
     }
 

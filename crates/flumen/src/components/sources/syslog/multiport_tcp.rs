@@ -29,8 +29,8 @@ use super::{
     ClientHeaders, ConnectionSettings, DEFAULT_BATCH_SIZE, DEFAULT_CHARSET, DEFAULT_EVENT_SIZE,
     read_connection,
 };
-use crate::components::sources::avro::TlsServerKeys;
 use crate::components::sources::tcp_listener::{self, ServeOptions};
+use crate::components::sources::tls_keys::TlsServerKeys;
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `multiport_syslogtcp` source.
@@ -86,28 +86,9 @@ pub struct MultiportSyslogTcpSourceConfig {
     /// effect.
     #[serde(rename = "numProcessors")]
     pub num_processors: Option<usize>,
-    /// Serve TLS. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// PEM keystore (certificate chain + unencrypted key). Flume key: `keystore`.
-    pub keystore: Option<String>,
-    /// Flume key: `keystore-password`. Ignored with a warning.
-    #[serde(rename = "keystore-password")]
-    pub keystore_password: Option<String>,
-    /// Flume key: `keystore-type`. Ignored with a warning.
-    #[serde(rename = "keystore-type")]
-    pub keystore_type: Option<String>,
-    /// TLS versions not to offer. Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer. Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `keystore` and Flume's other TLS keys ([`TlsServerKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsServerKeys,
 }
 
 impl Default for MultiportSyslogTcpSourceConfig {
@@ -125,28 +106,12 @@ impl Default for MultiportSyslogTcpSourceConfig {
             batch_size: None,
             read_buffer_size: None,
             num_processors: None,
-            ssl: false,
-            keystore: None,
-            keystore_password: None,
-            keystore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsServerKeys::default(),
         }
     }
 }
 
 impl MultiportSyslogTcpSourceConfig {
-    fn tls_keys(&self) -> TlsServerKeys<'_> {
-        TlsServerKeys {
-            ssl: self.ssl,
-            keystore: self.keystore.as_deref(),
-            include_protocols: &self.include_protocols,
-            exclude_protocols: &self.exclude_protocols,
-        }
-    }
-
     /// The `ports` list parsed, or the error text.
     fn parsed_ports(&self) -> Result<Vec<u16>, String> {
         let Some(list) = self.ports.as_ref().filter(|l| !l.is_empty()) else {
@@ -180,7 +145,7 @@ impl MultiportSyslogTcpSourceConfig {
                 errors.push(props.error(&key, e));
             }
         }
-        errors.extend(self.tls_keys().validate(props));
+        errors.extend(self.tls.validate(props));
         errors
     }
 }
@@ -190,7 +155,7 @@ fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>
     let (source, mut warnings) =
         build_with(props, MultiportSyslogTcpSourceConfig::validate, |c| {
             let err = |e: String| vec![Diagnostic::error(e)];
-            let tls = c.tls_keys().acceptor(props)?;
+            let tls = c.tls.acceptor(props)?;
             let ports = c.parsed_ports().map_err(err)?;
             let (keep, warning) = keep_fields(props, &c.keep_fields);
             keep_warning = warning;
@@ -394,7 +359,7 @@ mod tests {
         let (c, _) = props(&[("ports", "1"), ("ssl", "true"), ("keystore", &ks)])
             .deserialize::<MultiportSyslogTcpSourceConfig>()
             .unwrap();
-        let tls = c.tls_keys().acceptor(&props(&[])).unwrap();
+        let tls = c.tls.acceptor(&props(&[])).unwrap();
         assert!(tls.is_some());
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let b = TcpListener::bind("127.0.0.1:0").await.unwrap();

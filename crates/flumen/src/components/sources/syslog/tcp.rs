@@ -27,8 +27,8 @@ use super::{
     ClientHeaders, ConnectionSettings, DEFAULT_BATCH_SIZE, DEFAULT_CHARSET, DEFAULT_EVENT_SIZE,
     read_connection,
 };
-use crate::components::sources::avro::TlsServerKeys;
 use crate::components::sources::tcp_listener::{self, ServeOptions};
+use crate::components::sources::tls_keys::TlsServerKeys;
 use crate::components::{BuildResult, SourceBuildContext, SourceDescriptor, build_with};
 
 /// Registry entry of the `syslogtcp` source.
@@ -71,29 +71,9 @@ pub struct SyslogTcpSourceConfig {
     /// Charset of the messages' text. Key: `charset.default`. Default: `UTF-8`.
     #[serde(rename = "charset.default")]
     pub charset_default: String,
-    /// Serve TLS. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// PEM file with the certificate chain and the (unencrypted) private key. Flume key:
-    /// `keystore`. Required with `ssl = true`.
-    pub keystore: Option<String>,
-    /// Flume key: `keystore-password`. Ignored with a warning.
-    #[serde(rename = "keystore-password")]
-    pub keystore_password: Option<String>,
-    /// Flume key: `keystore-type`. Ignored with a warning.
-    #[serde(rename = "keystore-type")]
-    pub keystore_type: Option<String>,
-    /// TLS versions not to offer. Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer (default both). Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `keystore` and Flume's other TLS keys ([`TlsServerKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsServerKeys,
 }
 
 impl Default for SyslogTcpSourceConfig {
@@ -107,28 +87,12 @@ impl Default for SyslogTcpSourceConfig {
             client_hostname_header: None,
             batch_size: None,
             charset_default: DEFAULT_CHARSET.into(),
-            ssl: false,
-            keystore: None,
-            keystore_password: None,
-            keystore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsServerKeys::default(),
         }
     }
 }
 
 impl SyslogTcpSourceConfig {
-    fn tls_keys(&self) -> TlsServerKeys<'_> {
-        TlsServerKeys {
-            ssl: self.ssl,
-            keystore: self.keystore.as_deref(),
-            include_protocols: &self.include_protocols,
-            exclude_protocols: &self.exclude_protocols,
-        }
-    }
-
     /// Required keys, ranges, `keepFields`, the charset and the TLS keys; every problem found.
     pub fn validate(&self, props: &Props) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
@@ -136,7 +100,7 @@ impl SyslogTcpSourceConfig {
             errors.push(props.error("port", "missing required property `port`"));
         }
         errors.extend(common_checks(props, self.batch_size, &self.charset_default));
-        errors.extend(self.tls_keys().validate(props));
+        errors.extend(self.tls.validate(props));
         errors
     }
 }
@@ -181,7 +145,7 @@ pub(super) fn bind_host(host: Option<String>) -> String {
 fn build(props: &Props, _cx: &SourceBuildContext) -> BuildResult<Box<dyn Source>> {
     let mut keep_warning = None;
     let (source, mut warnings) = build_with(props, SyslogTcpSourceConfig::validate, |c| {
-        let tls = c.tls_keys().acceptor(props)?;
+        let tls = c.tls.acceptor(props)?;
         let (keep, warning) = keep_fields(props, &c.keep_fields);
         keep_warning = warning;
         let parser =
@@ -298,7 +262,7 @@ mod tests {
         all.extend_from_slice(pairs);
         let (c, _) = props(&all).deserialize::<SyslogTcpSourceConfig>().unwrap();
         let keep = KeepFields::parse(&c.keep_fields).unwrap();
-        let tls = c.tls_keys().acceptor(&props(&[])).unwrap();
+        let tls = c.tls.acceptor(&props(&[])).unwrap();
         SyslogTcpSource {
             host: "127.0.0.1".into(),
             port: 0,
