@@ -21,7 +21,6 @@
 //! here), the server's host name is not verified, and deflate together with TLS runs zlib
 //! outside TLS (Flume 1.11's layering).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +28,11 @@ use async_trait::async_trait;
 use flumen_config::{Diagnostic, Props};
 use flumen_core::{DeliveryError, Event, Sink, SinkCounters};
 use flumen_rpc::avro::ClientOptions;
-use flumen_rpc::avro::tls::{self, TlsConnector};
 use flumen_rpc::client::{ClientType, RpcClient, RpcClientConfig};
 use serde::Deserialize;
 
-use crate::components::sources::avro::{CompressionType, list};
+use crate::components::sinks::tls_keys::TlsClientKeys;
+use crate::components::sources::avro::CompressionType;
 use crate::components::{BuildResult, SinkBuildContext, SinkDescriptor, build_with};
 
 /// Registry entry of the `avro` sink.
@@ -75,32 +74,10 @@ pub struct AvroSinkConfig {
     /// zlib level 0-9. Flume key: `compression-level`. Default: 6.
     #[serde(rename = "compression-level")]
     pub compression_level: u32,
-    /// Connect with TLS. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// Accept any server certificate. Flume key: `trust-all-certs`. Default: false.
-    #[serde(rename = "trust-all-certs")]
-    pub trust_all_certs: bool,
-    /// PEM file of trusted CA certificates; without it the system CA bundle is used. Flume key:
-    /// `truststore`.
-    pub truststore: Option<String>,
-    /// Flume key: `truststore-password`. Unused: PEM needs none.
-    #[serde(rename = "truststore-password")]
-    pub truststore_password: Option<String>,
-    /// Flume key: `truststore-type` (JKS). Unused: the file must be PEM.
-    #[serde(rename = "truststore-type")]
-    pub truststore_type: Option<String>,
-    /// TLS versions not to offer. Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer (default TLSv1.2 and TLSv1.3). Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `truststore`, `trust-all-certs` and Flume's other TLS keys
+    /// ([`TlsClientKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsClientKeys,
     /// Flume key: `maxIoWorkers`; ignored by Flume 1.11 too.
     #[serde(rename = "maxIoWorkers")]
     pub max_io_workers: Option<String>,
@@ -117,15 +94,7 @@ impl Default for AvroSinkConfig {
             reset_connection_interval: 0,
             compression_type: CompressionType::None,
             compression_level: 6,
-            ssl: false,
-            trust_all_certs: false,
-            truststore: None,
-            truststore_password: None,
-            truststore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsClientKeys::default(),
             max_io_workers: None,
         }
     }
@@ -167,27 +136,8 @@ fn build(props: &Props, cx: &SinkBuildContext) -> BuildResult<Box<dyn Sink>> {
     let (sink, mut warnings) =
         build_with(props, AvroSinkConfig::validate, |c: AvroSinkConfig| Ok(c))?;
     let c = sink;
-    let tls = if c.ssl {
-        let versions = tls::versions(&list(&c.include_protocols), &list(&c.exclude_protocols))
-            .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
-        let config = tls::client_config(
-            c.truststore.as_deref().map(Path::new),
-            c.trust_all_certs,
-            &versions,
-        )
-        .map_err(|e| vec![props.error("truststore", e.to_string())])?;
-        Some(TlsConnector::from(config))
-    } else {
-        None
-    };
-    for key in ["include-cipher-suites", "exclude-cipher-suites"] {
-        if props.get(key).is_some() {
-            warnings.push(props.warning(
-                key,
-                format!("`{key}` is ignored: flumen offers rustls' default cipher suites"),
-            ));
-        }
-    }
+    let tls = c.tls.connector(props)?;
+    warnings.extend(TlsClientKeys::warnings(props));
     let connect_timeout = timeout(c.connect_timeout, "connect-timeout", props, &mut warnings);
     let request_timeout = timeout(c.request_timeout, "request-timeout", props, &mut warnings);
     // Flume's client replaces batch sizes below 1 by its default.
@@ -508,7 +458,7 @@ pub(crate) mod tests {
     /// A self-signed certificate for `flumen.test` and its key in one PEM file (a keystore
     /// for a test server; clients use `trust-all-certs`), made with the `openssl` CLI; `None`
     /// (with a note) when it is missing.
-    pub(crate) fn self_signed_keystore(dir: &Path) -> Option<std::path::PathBuf> {
+    pub(crate) fn self_signed_keystore(dir: &std::path::Path) -> Option<std::path::PathBuf> {
         let made = std::process::Command::new("openssl")
             .args([
                 "req",
@@ -550,9 +500,10 @@ pub(crate) mod tests {
         let Some(ks) = self_signed_keystore(dir.path()) else {
             return;
         };
-        let versions = tls::versions(&[], &[]).unwrap();
-        let acceptor =
-            flumen_rpc::tls::TlsAcceptor::from(tls::server_config(&ks, &versions).unwrap());
+        let versions = flumen_rpc::tls::versions(&[], &[]).unwrap();
+        let acceptor = flumen_rpc::tls::TlsAcceptor::from(
+            flumen_rpc::tls::server_config(&ks, &versions).unwrap(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let h = Arc::new(Flaky {

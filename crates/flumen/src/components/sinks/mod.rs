@@ -14,6 +14,7 @@ pub mod http;
 pub mod logger;
 pub mod null;
 pub mod thrift;
+pub mod tls_keys;
 
 /// Every sink type flumen knows, one line each.
 pub static SINKS: &[SinkDescriptor] = &[

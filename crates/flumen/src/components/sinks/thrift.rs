@@ -26,7 +26,6 @@
 //! (Flume's code reads only the latter). Like Flume's client, `protocol` is checked case-insensitively but only the exact value
 //! `binary` selects the binary protocol; other values fall back to compact with a warning.
 
-use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,10 +33,9 @@ use flumen_config::{Diagnostic, Props};
 use flumen_core::{DeliveryError, Event, Sink};
 use flumen_rpc::client::{ClientType, RpcClient, RpcClientConfig};
 use flumen_rpc::thrift::{ClientConfig, DEFAULT_MAX_FRAME, Protocol};
-use flumen_rpc::tls::{self, TlsConnector};
 use serde::Deserialize;
 
-use crate::components::sources::avro::list;
+use crate::components::sinks::tls_keys::TlsClientKeys;
 use crate::components::{BuildResult, SinkBuildContext, SinkDescriptor, build_with};
 
 /// Registry entry.
@@ -81,33 +79,10 @@ pub struct ThriftSinkConfig {
     pub connection_reset_interval: Option<u64>,
     /// `compact` or `binary`. Flume key: `protocol`. Default: `compact`.
     pub protocol: String,
-    /// TLS from the first byte. Flume key: `ssl`. Default: false.
-    pub ssl: bool,
-    /// Accept any server certificate (a flumen extension for the thrift sink; Flume's avro
-    /// sink has it). Key: `trust-all-certs`. Default: false.
-    #[serde(rename = "trust-all-certs")]
-    pub trust_all_certs: bool,
-    /// PEM file of trusted CA certificates; without it the system CA bundle is used. Flume key:
-    /// `truststore`.
-    pub truststore: Option<String>,
-    /// Flume key: `truststore-password`. Ignored with a warning: PEM needs none.
-    #[serde(rename = "truststore-password")]
-    pub truststore_password: Option<String>,
-    /// Flume key: `truststore-type` (JKS). Ignored with a warning: the file must be PEM.
-    #[serde(rename = "truststore-type")]
-    pub truststore_type: Option<String>,
-    /// TLS versions not to offer. Flume key: `exclude-protocols`.
-    #[serde(rename = "exclude-protocols")]
-    pub exclude_protocols: Option<String>,
-    /// TLS versions to offer (default TLSv1.2 and TLSv1.3). Flume key: `include-protocols`.
-    #[serde(rename = "include-protocols")]
-    pub include_protocols: Option<String>,
-    /// Flume key: `exclude-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "exclude-cipher-suites")]
-    pub exclude_cipher_suites: Option<String>,
-    /// Flume key: `include-cipher-suites`. Ignored with a warning.
-    #[serde(rename = "include-cipher-suites")]
-    pub include_cipher_suites: Option<String>,
+    /// TLS: `ssl`, `truststore`, `trust-all-certs` and Flume's other TLS keys
+    /// ([`TlsClientKeys`]).
+    #[serde(rename = "*")]
+    pub tls: TlsClientKeys,
     /// Kerberos SASL. Flume key: `kerberos`. Default: false. Not supported.
     pub kerberos: bool,
     /// Largest accepted reply frame (flumen only). Key: `max-frame-length`. Default: 16384000.
@@ -126,15 +101,7 @@ impl Default for ThriftSinkConfig {
             reset_connection_interval: 0,
             connection_reset_interval: None,
             protocol: "compact".into(),
-            ssl: false,
-            trust_all_certs: false,
-            truststore: None,
-            truststore_password: None,
-            truststore_type: None,
-            exclude_protocols: None,
-            include_protocols: None,
-            exclude_cipher_suites: None,
-            include_cipher_suites: None,
+            tls: TlsClientKeys::default(),
             kerberos: false,
             max_frame_length: DEFAULT_MAX_FRAME,
         }
@@ -194,49 +161,13 @@ fn timeout(ms: u64) -> Duration {
     Duration::from_millis(if ms < 1000 { DEFAULT_TIMEOUT_MS } else { ms })
 }
 
-/// The TLS connector for `ssl = true` (trust store, trust-all-certs, protocol lists), with
-/// warnings for the keys flumen does not use.
-fn connector(
-    c: &ThriftSinkConfig,
-    props: &Props,
-    warnings: &mut Vec<Diagnostic>,
-) -> Result<Option<TlsConnector>, Vec<Diagnostic>> {
-    for key in [
-        "truststore-password",
-        "truststore-type",
-        "include-cipher-suites",
-        "exclude-cipher-suites",
-    ] {
-        if props.get(key).is_some() {
-            warnings.push(props.warning(
-                key,
-                format!(
-                    "`{key}` is ignored: flumen reads PEM trust stores and offers rustls' \
-                     default cipher suites"
-                ),
-            ));
-        }
-    }
-    if !c.ssl {
-        return Ok(None);
-    }
-    let versions = tls::versions(&list(&c.include_protocols), &list(&c.exclude_protocols))
-        .map_err(|e| vec![props.error("include-protocols", e.to_string())])?;
-    let config = tls::client_config(
-        c.truststore.as_deref().map(Path::new),
-        c.trust_all_certs,
-        &versions,
-    )
-    .map_err(|e| vec![props.error("truststore", e.to_string())])?;
-    Ok(Some(TlsConnector::from(config)))
-}
-
 fn build(props: &Props, cx: &SinkBuildContext) -> BuildResult<Box<dyn Sink>> {
     let (c, mut warnings) =
         build_with(props, ThriftSinkConfig::validate, |c: ThriftSinkConfig| {
             Ok(c)
         })?;
-    let tls = connector(&c, props, &mut warnings)?;
+    let tls = c.tls.connector(props)?;
+    warnings.extend(TlsClientKeys::warnings(props));
     let host = c.hostname.as_deref().unwrap_or_default().trim().to_string();
     let config = RpcClientConfig {
         // Flume: batch sizes below 1 mean the default.
@@ -589,9 +520,10 @@ mod tests {
         else {
             return;
         };
-        let versions = tls::versions(&[], &[]).unwrap();
-        let acceptor =
-            flumen_rpc::tls::TlsAcceptor::from(tls::server_config(&ks, &versions).unwrap());
+        let versions = flumen_rpc::tls::versions(&[], &[]).unwrap();
+        let acceptor = flumen_rpc::tls::TlsAcceptor::from(
+            flumen_rpc::tls::server_config(&ks, &versions).unwrap(),
+        );
         for (key, protocol) in [("compact", Protocol::Compact), ("binary", Protocol::Binary)] {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
